@@ -1,0 +1,117 @@
+//! The one public error type.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in caskade.
+///
+/// Variants carry the context needed to act on them (the file, the offset, the
+/// operation). `Error` is `Clone` because one failed group commit answers every
+/// request of the group with the same error; I/O errors are shared through an
+/// [`Arc`] for that reason.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system operation failed.
+    #[error("{op} {path:?} failed: {source}")]
+    Io {
+        /// The operation, e.g. `"write"`, `"sync_data"`, `"rename"`.
+        op: &'static str,
+        /// The file or directory the operation was applied to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A file holds bytes that fail their checksum or do not parse.
+    #[error("corrupt file {file:?} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the first bad byte range found.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Another `Db` (in this or another process) holds the directory's lock.
+    #[error("database directory {path:?} is locked by another open Db")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// An earlier write or fsync of this partition failed; writes are refused
+    /// until the database is reopened. Reads keep working.
+    #[error("partition {partition:?} is poisoned by an earlier I/O failure; reopen the database")]
+    Poisoned {
+        /// The partition's name.
+        partition: String,
+    },
+    /// The key is longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN).
+    #[error("key of {len} bytes exceeds the limit of {max} bytes")]
+    KeyTooLarge {
+        /// Length of the rejected key.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The value is longer than the configured maximum.
+    #[error("value of {len} bytes exceeds the limit of {max} bytes")]
+    ValueTooLarge {
+        /// Length of the rejected value.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A batch is larger than the configured maximum.
+    #[error("batch of {len} bytes exceeds the limit of {max} bytes")]
+    BatchTooLarge {
+        /// Encoded size of the rejected batch.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Keys must be at least one byte long.
+    #[error("empty keys are not allowed")]
+    EmptyKey,
+    /// The partition name is not acceptable.
+    #[error("invalid partition name {name:?}: {reason}")]
+    InvalidPartitionName {
+        /// The rejected name (possibly shortened).
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The database or partition was closed.
+    #[error("the database is closed")]
+    Closed,
+    /// A builder setting is out of range.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with the operation and path it came from.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// A corruption error.
+    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}

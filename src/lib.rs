@@ -1,0 +1,61 @@
+//! # caskade
+//!
+//! An embedded, async key-value storage engine of the Bitcask family,
+//! organised into partitions.
+//!
+//! - A **partition** is a named keyspace in its own directory, written by a
+//!   single actor (a dedicated thread fed by a bounded mailbox) that appends
+//!   checksummed records, group-commits them with one `fdatasync` per batch,
+//!   and publishes a new index version *before* acknowledging.
+//! - The **index** is a persistent hash map (`imbl`); readers load the current
+//!   version and read a value with one positional read, never waiting for the
+//!   writer.
+//! - **Recovery** loads hint files for sealed data files, scans the active one
+//!   and truncates a torn tail; a damaged sealed file is reported, never
+//!   silently skipped.
+//!
+//! caskade is not a SQL database, has no range scans (keys are hashed), and
+//! keeps every live key in memory.
+//!
+//! ## Guarantees
+//! - With the default [`Durability::Always`], an acknowledged write survives
+//!   power loss; under every policy it survives a process crash.
+//! - Read-your-writes: when a write returns, every later read through any
+//!   handle sees it.
+//! - A [`Batch`] is all-or-nothing, for readers and across crashes.
+//! - After an I/O failure a partition refuses writes ([`Error::Poisoned`]);
+//!   reads go on; reopening recovers.
+//!
+//! ## Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> caskade::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = caskade::Db::open(dir.path()).await?;
+//! let users = db.partition("users").await?;
+//! users.put("ada", "lovelace").await?;
+//! assert_eq!(users.get("ada").await?.as_deref(), Some(&b"lovelace"[..]));
+//! db.close().await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod db;
+mod error;
+mod format;
+mod index;
+mod name;
+mod partition;
+mod registry;
+mod snapshot;
+mod storage;
+mod sync;
+
+pub use bytes::Bytes;
+pub use config::{Durability, MAX_KEY_LEN};
+pub use db::{Db, DbBuilder};
+pub use error::{Error, Result};
+pub use partition::{Batch, Partition, Snapshot, SnapshotIter};
+pub use storage::sim::{SimDisk, SimFault, SimOp};

@@ -1,0 +1,187 @@
+//! The partition actor: a dedicated OS thread that owns the [`Writer`] and
+//! pumps requests from a bounded `flume` mailbox into group commits.
+//!
+//! Why a thread and not a tokio task: every write ends in `write(2)` and
+//! usually `fdatasync(2)`, which block for tens to hundreds of microseconds.
+//! A dedicated thread blocks on them (and on `recv`) without ever stalling a
+//! runtime worker, costs one wake-up per group rather than a `spawn_blocking`
+//! hop per group, and keeps the loop a plain synchronous function. Open
+//! partitions are bounded (by the supervisor), so threads are too.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use flume::{Receiver, RecvTimeoutError};
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::snapshot::{SnapshotCell, Version};
+use crate::storage::{Backend, StorageLock};
+
+use super::files::ensure_dir;
+use super::writer::{WriteSet, Writer};
+
+/// A message to the actor. Each carries the sender its answer goes to.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Apply a write set; answers how many deletes removed a key.
+    Write {
+        set: WriteSet,
+        reply: oneshot::Sender<Result<usize>>,
+    },
+    /// Make everything acknowledged so far durable.
+    Sync { reply: oneshot::Sender<Result<()>> },
+    /// Drain, sync, close the files, then answer and stop.
+    Shutdown { reply: oneshot::Sender<Result<()>> },
+}
+
+/// What the opening side receives once recovery finished on the actor thread.
+pub(crate) type Opened = Result<Arc<SnapshotCell<Version>>>;
+
+/// Everything the actor thread needs.
+#[derive(Debug)]
+pub(crate) struct ActorSpec {
+    pub(crate) name: String,
+    pub(crate) fs: Backend,
+    pub(crate) dir: PathBuf,
+    pub(crate) cfg: Arc<Config>,
+    /// The database lock, held until this actor has closed its files.
+    pub(crate) lock: Arc<Box<dyn StorageLock>>,
+}
+
+/// Starts the actor thread. It creates the directory if needed, recovers
+/// the partition, reports the result on `opened`, then serves `rx`.
+pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sender<Opened>) -> Result<()> {
+    let thread_name = format!("caskade:{}", spec.name);
+    let dir = spec.dir.clone();
+    std::thread::Builder::new()
+        .name(thread_name)
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let span = tracing::info_span!("partition", name = %spec.name);
+            let _entered = span.enter();
+            let writer = ensure_dir(&*spec.fs, &spec.dir).and_then(|()| {
+                Writer::open(
+                    &spec.name,
+                    Arc::clone(&spec.fs),
+                    spec.dir.clone(),
+                    Arc::clone(&spec.cfg),
+                )
+            });
+            match writer {
+                Ok(writer) => {
+                    tracing::debug!(keys = writer.len(), "partition opened");
+                    // The opener may have given up (its future dropped); then
+                    // nobody holds a sender either and `run` ends at once.
+                    let _ = opened.send(Ok(writer.cell()));
+                    run(writer, &rx, &spec.cfg, spec.lock);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "partition failed to open");
+                    // Same as above: an absent opener needs no answer.
+                    let _ = opened.send(Err(e));
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::io("spawn partition thread for", dir, e))
+}
+
+/// A non-write request, handled after the group that precedes it.
+enum Control {
+    Sync(oneshot::Sender<Result<()>>),
+    Shutdown(oneshot::Sender<Result<()>>),
+}
+
+/// The actor loop: wait for a request (or the interval-sync deadline), drain
+/// what else is queued up to the group bounds, commit once, reply to all.
+fn run(mut writer: Writer, rx: &Receiver<Request>, cfg: &Config, lock: Arc<Box<dyn StorageLock>>) {
+    let mut sets: Vec<WriteSet> = Vec::new();
+    let mut replies: Vec<oneshot::Sender<Result<usize>>> = Vec::new();
+    loop {
+        let first = match writer.wait_budget(Instant::now()) {
+            Some(budget) => match rx.recv_timeout(budget) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    // A failure poisons the writer; the next request reports it.
+                    let _ = writer.sync_if_due(Instant::now());
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+        };
+        let mut control = None;
+        let mut bytes = 0usize;
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Write { set, reply } => {
+                    bytes += set.encoded_len();
+                    sets.push(set);
+                    replies.push(reply);
+                }
+                Request::Sync { reply } => {
+                    control = Some(Control::Sync(reply));
+                    break;
+                }
+                Request::Shutdown { reply } => {
+                    control = Some(Control::Shutdown(reply));
+                    break;
+                }
+            }
+            if sets.len() >= cfg.max_group_requests || bytes >= cfg.max_group_bytes {
+                break;
+            }
+            // Empty or disconnected: the group is complete.
+            next = rx.try_recv().ok();
+        }
+        if !sets.is_empty() {
+            let outcome = writer.commit(&sets);
+            sets.clear();
+            match outcome {
+                Ok(removed) => {
+                    for (reply, n) in replies.drain(..).zip(removed) {
+                        // A requester that stopped waiting (dropped future) needs no answer.
+                        let _ = reply.send(Ok(n));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies.drain(..) {
+                        // As above.
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        // A failure poisons the writer; the next request reports it.
+        let _ = writer.sync_if_due(Instant::now());
+        match control {
+            None => {}
+            Some(Control::Sync(reply)) => {
+                // The caller may have stopped waiting; the sync happened regardless.
+                let _ = reply.send(writer.sync());
+            }
+            Some(Control::Shutdown(reply)) => {
+                let result = writer.close();
+                // Files are closed; give up our share of the directory lock
+                // before answering, so a closed `Db` is really released.
+                drop(lock);
+                // Stop accepting: queued requests behind the shutdown are
+                // answered `Closed` when their reply senders drop with `rx`.
+                // The closer may have stopped waiting; the close happened regardless.
+                let _ = reply.send(result);
+                return;
+            }
+        }
+    }
+    // Every handle is gone: sync and close quietly.
+    if let Err(e) = writer.close() {
+        tracing::error!(error = %e, "final sync failed");
+    }
+}

@@ -1,0 +1,145 @@
+//! File recipes of a partition directory: creating a data file, replacing a
+//! small file atomically, writing a hint. Each follows
+//! `storage-recipes.md`: nothing is acknowledged or listed before the bytes
+//! and the directory entry that hold it are durable.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::data_file::{self, DataFileHeader};
+use crate::format::hint::{HintEntry, HintWriter};
+use crate::format::manifest::{MANIFEST_NAME, MANIFEST_TMP, Manifest};
+use crate::snapshot::DataFile;
+use crate::storage::Storage;
+
+use super::scan::{ScanMode, scan};
+
+/// Creates data file `id` with a fresh random salt, writes and fsyncs its
+/// header. Its directory entry becomes durable with the next `sync_dir`
+/// (the manifest replacement that lists it does one).
+pub(crate) fn create_data_file(fs: &dyn Storage, dir: &Path, id: u32) -> Result<DataFile> {
+    let path = dir.join(data_file::data_name(id));
+    let header = DataFileHeader {
+        file_id: id,
+        salt: rand::random(),
+    };
+    let handle = fs.create(&path).map_err(|e| Error::io("create", &path, e))?;
+    handle
+        .write_all_at(&header.encode(), 0)
+        .map_err(|e| Error::io("write", &path, e))?;
+    handle.sync_all().map_err(|e| Error::io("sync_all", &path, e))?;
+    Ok(DataFile {
+        id,
+        path,
+        salt: header.salt,
+        handle,
+    })
+}
+
+/// Opens data file `id` and verifies its header.
+pub(crate) fn open_data_file(
+    fs: &dyn Storage,
+    dir: &Path,
+    id: u32,
+    writable: bool,
+) -> Result<(DataFile, u64)> {
+    let path = dir.join(data_file::data_name(id));
+    let handle = fs
+        .open(&path, writable)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = handle.len().map_err(|e| Error::io("stat", &path, e))?;
+    let mut head = [0u8; data_file::HEADER_LEN];
+    if len < head.len() as u64 {
+        return Err(Error::corrupt(&path, 0, "data file shorter than its header"));
+    }
+    handle
+        .read_exact_at(&mut head, 0)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let header = DataFileHeader::decode(&head, id).map_err(|e| Error::corrupt(&path, 0, e.0))?;
+    Ok((
+        DataFile {
+            id,
+            path,
+            salt: header.salt,
+            handle,
+        },
+        len,
+    ))
+}
+
+/// Replaces `dir/name` with `bytes` atomically: write `dir/tmp_name`, fsync
+/// it, rename it over `name`, fsync the directory. Nothing is retried: a
+/// failed fsync is returned as is.
+pub(crate) fn replace_atomically(
+    fs: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    tmp_name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let tmp = dir.join(tmp_name);
+    let dst = dir.join(name);
+    let file = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    file.write_all_at(bytes, 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    file.sync_all().map_err(|e| Error::io("sync_all", &tmp, e))?;
+    drop(file);
+    fs.rename(&tmp, &dst).map_err(|e| Error::io("rename", &tmp, e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))
+}
+
+/// Durably replaces the partition's manifest.
+pub(crate) fn write_manifest(fs: &dyn Storage, dir: &Path, manifest: &Manifest) -> Result<()> {
+    replace_atomically(fs, dir, MANIFEST_NAME, MANIFEST_TMP, &manifest.encode())
+}
+
+/// Writes the hint file of a sealed data file, scanning it strictly (a
+/// sealed file with a bad record is corrupt, and gets no hint).
+pub(crate) fn write_hint(fs: &dyn Storage, dir: &Path, file: &DataFile, len: u64) -> Result<()> {
+    let mut hint = HintWriter::new(file.id, len, file.salt);
+    scan(file, len, ScanMode::Sealed, |rec| {
+        hint.push(&HintEntry {
+            seq: rec.seq,
+            flags: rec.flags,
+            offset: rec.location.offset,
+            record_len: rec.location.len,
+            key: rec.key,
+        });
+    })?;
+    let name = data_file::hint_name(file.id);
+    let tmp = format!("{name}.tmp");
+    replace_atomically(fs, dir, &name, &tmp, &hint.finish())
+}
+
+/// Reads a whole small file (manifest, hint) into memory.
+pub(crate) fn read_all(fs: &dyn Storage, path: &Path, max_len: u64) -> Result<Vec<u8>> {
+    let file = fs.open(path, false).map_err(|e| Error::io("open", path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    if len > max_len {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!("file of {len} bytes exceeds {max_len}"),
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(buf)
+}
+
+/// Creates `dir` if it is missing and makes its entry durable (by syncing
+/// its parent directory).
+pub(crate) fn ensure_dir(fs: &dyn Storage, dir: &Path) -> Result<()> {
+    match fs.create_dir(dir) {
+        Ok(()) => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent)
+                    .map_err(|e| Error::io("sync_dir", parent, e))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create_dir", dir, e)),
+    }
+}

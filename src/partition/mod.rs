@@ -1,0 +1,17 @@
+//! A partition: a named keyspace in its own directory, written by one actor
+//! and read from published versions.
+
+pub(crate) mod actor;
+mod batch;
+pub(crate) mod files;
+mod handle;
+pub(crate) mod read;
+pub(crate) mod recovery;
+pub(crate) mod scan;
+mod view;
+pub(crate) mod writer;
+
+pub use batch::Batch;
+pub use handle::Partition;
+pub(crate) use handle::PartitionShared;
+pub use view::{Snapshot, SnapshotIter};

@@ -1,0 +1,226 @@
+//! Opening a partition directory: the recovery procedure.
+//!
+//! 1. Read the manifest (none: a new partition, see [`create_fresh`]).
+//! 2. Remove what it does not list: data files, their hints, `*.tmp`.
+//! 3. Sealed files: load the hint; if it is missing or does not match, scan
+//!    the data file strictly (a bad record is `Corrupt`) and rewrite the hint.
+//! 4. The active file: scan to the end of the valid prefix, truncate a torn
+//!    tail and `sync_all` it.
+//! 5. Merge all records by sequence number (never by file order) into the index.
+//!
+//! Recovery never destroys anything before its replacement is durable: the
+//! only removals are files that no durable manifest lists, and truncation
+//! only drops bytes no acknowledged write could depend on (a torn record or an
+//! unfinished batch).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::MAX_KEY_LEN;
+use crate::error::{Error, Result};
+use crate::format::data_file::{self, FileName, classify};
+use crate::format::hint;
+use crate::format::manifest::{MANIFEST_NAME, Manifest};
+use crate::index::{Index, Key, Location, new_index};
+use crate::snapshot::{DataFile, FileSet};
+use crate::storage::Storage;
+
+use super::files::{create_data_file, open_data_file, read_all, write_hint, write_manifest};
+use super::scan::{ScanMode, is_tombstone, scan};
+
+/// What recovery hands to the writer.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub(crate) manifest: Manifest,
+    pub(crate) files: FileSet,
+    pub(crate) index: Index,
+    /// Append offset in the active file.
+    pub(crate) active_end: u64,
+    pub(crate) next_seq: u64,
+    /// Bytes of torn tail dropped from the active file.
+    pub(crate) dropped_tail: u64,
+    /// Sealed files whose hint could not be used.
+    pub(crate) scanned_sealed: usize,
+}
+
+/// Key → (seq, location or tombstone) while merging.
+type Merge = HashMap<Key, (u64, Option<Location>), foldhash::fast::RandomState>;
+
+fn merge(map: &mut Merge, max_seq: &mut u64, key: &[u8], seq: u64, flags: u8, loc: Location) {
+    *max_seq = (*max_seq).max(seq);
+    let live = (!is_tombstone(flags)).then_some(loc);
+    match map.get_mut(key) {
+        Some(slot) if slot.0 >= seq => {}
+        Some(slot) => *slot = (seq, live),
+        None => {
+            map.insert(Key::new(key), (seq, live));
+        }
+    }
+}
+
+/// Creates the files of a brand-new partition in `dir` (which exists):
+/// data file 1, then the manifest listing it.
+pub(crate) fn create_fresh(fs: &dyn Storage, dir: &Path) -> Result<()> {
+    let file = create_data_file(fs, dir, 1)?;
+    drop(file);
+    write_manifest(
+        fs,
+        dir,
+        &Manifest {
+            generation: 1,
+            next_file_id: 2,
+            files: vec![1],
+        },
+    )
+}
+
+/// Recovers the partition in `dir`.
+pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
+    let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let manifest_path = dir.join(MANIFEST_NAME);
+    if !names.iter().any(|n| n == MANIFEST_NAME) {
+        adopt_unlisted(fs, dir, &names)?;
+        create_fresh(fs, dir)?;
+        return recover(fs, dir);
+    }
+    let bytes = read_all(fs, &manifest_path, 64 << 20)?;
+    let manifest = Manifest::decode(&bytes).map_err(|e| Error::corrupt(&manifest_path, 0, e.0))?;
+    remove_unlisted(fs, dir, &names, &manifest)?;
+
+    let mut map = Merge::default();
+    let mut max_seq = 0u64;
+    let mut files = FileSet::new();
+    let mut scanned_sealed = 0;
+    let active_id = manifest.active();
+    for &id in &manifest.files[..manifest.files.len() - 1] {
+        let (file, len) = open_data_file(fs, dir, id, false)?;
+        let hinted = names.contains(&data_file::hint_name(id))
+            && load_hint(fs, dir, &file, len, |key, seq, flags, loc| {
+                merge(&mut map, &mut max_seq, key, seq, flags, loc)
+            });
+        if !hinted {
+            scanned_sealed += 1;
+            tracing::warn!(file = %file.path.display(), "hint missing or unusable; scanning the data file");
+            scan(&file, len, ScanMode::Sealed, |r| {
+                merge(&mut map, &mut max_seq, r.key, r.seq, r.flags, r.location)
+            })?;
+            if let Err(e) = write_hint(fs, dir, &file, len) {
+                // A hint is only a cache: the next open scans again.
+                tracing::warn!(error = %e, "could not rewrite hint");
+            }
+        }
+        files.insert(id, Arc::new(file));
+    }
+
+    let (active, len) = open_data_file(fs, dir, active_id, true)?;
+    let end = scan(&active, len, ScanMode::Active, |r| {
+        merge(&mut map, &mut max_seq, r.key, r.seq, r.flags, r.location)
+    })?;
+    let dropped_tail = len - end.valid_end;
+    if dropped_tail > 0 {
+        tracing::warn!(file = %active.path.display(), bytes = dropped_tail, "truncating torn tail of the active file");
+        active
+            .handle
+            .set_len(end.valid_end)
+            .map_err(|e| Error::io("set_len", &active.path, e))?;
+        active
+            .handle
+            .sync_all()
+            .map_err(|e| Error::io("sync_all", &active.path, e))?;
+    }
+    files.insert(active_id, Arc::new(active));
+
+    let mut index = new_index();
+    for (key, (_, loc)) in map {
+        if let Some(loc) = loc {
+            index.insert(key, loc);
+        }
+    }
+    Ok(Recovered {
+        manifest,
+        files,
+        index,
+        active_end: end.valid_end,
+        next_seq: max_seq + 1,
+        dropped_tail,
+        scanned_sealed,
+    })
+}
+
+/// Feeds the entries of `file`'s hint to `each`, if the hint exists and
+/// verifies whole against the data file; `false` means "scan instead".
+fn load_hint(
+    fs: &dyn Storage,
+    dir: &Path,
+    file: &DataFile,
+    len: u64,
+    mut each: impl FnMut(&[u8], u64, u8, Location),
+) -> bool {
+    let path = dir.join(data_file::hint_name(file.id));
+    let Ok(bytes) = read_all(fs, &path, 1 << 32) else {
+        return false;
+    };
+    // `hint::read` verifies the whole file before the first callback.
+    hint::read(&bytes, file.id, len, file.salt, MAX_KEY_LEN, |e| {
+        let loc = Location {
+            file_id: file.id,
+            len: e.record_len,
+            offset: e.offset,
+        };
+        each(e.key, e.seq, e.flags, loc);
+    })
+    .is_ok()
+}
+
+/// No manifest: the partition's creation was interrupted before its first
+/// manifest became durable, so no write was ever acknowledged. Leftover data
+/// files may be removed only if they hold no record; anything else means the
+/// manifest was lost, which is corruption, not something to clean up.
+fn adopt_unlisted(fs: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> {
+    for name in names {
+        let path = dir.join(name);
+        match classify(name) {
+            FileName::Data(_) => {
+                let file = fs.open(&path, false).map_err(|e| Error::io("open", &path, e))?;
+                let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+                if len > data_file::HEADER_LEN as u64 {
+                    return Err(Error::corrupt(
+                        dir.join(MANIFEST_NAME),
+                        0,
+                        format!("manifest missing but {name} holds records"),
+                    ));
+                }
+                fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+            }
+            FileName::Hint(_) | FileName::Temp => {
+                fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+            }
+            FileName::Manifest | FileName::Other => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes data files and hints the manifest does not list, and temporaries.
+fn remove_unlisted(fs: &dyn Storage, dir: &Path, names: &[String], manifest: &Manifest) -> Result<()> {
+    let listed = |id: u32| manifest.files.binary_search(&id).is_ok();
+    let mut removed = false;
+    for name in names {
+        let orphan = match classify(name) {
+            FileName::Data(id) | FileName::Hint(id) => !listed(id),
+            FileName::Temp => true,
+            FileName::Manifest | FileName::Other => false,
+        };
+        if orphan {
+            let path = dir.join(name);
+            tracing::info!(file = %path.display(), "removing file no manifest lists");
+            fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! The writer: the synchronous core of a partition's actor.
+//!
+//! It owns the partition's files and its private copy of the index. A group
+//! commit ([`Writer::commit`]) encodes every record of the group into one
+//! buffer, writes it with one positional write, applies the durability policy
+//! once, and publishes a new [`Version`] — all before the caller replies. No
+//! runtime is involved, so tests and loom models drive it directly.
+//!
+//! Invariants:
+//! - a version is published only after its records are written (and, under
+//!   [`Durability::Always`], synced);
+//! - after any failed write or sync the writer is poisoned for good: nothing
+//!   more is written or published, no sync is retried;
+//! - an atomic batch never spans two files and its records are contiguous.
+
+use std::path::PathBuf;
+use std::sync::Arc as StdArc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::format::data_file;
+use crate::format::manifest::Manifest;
+use crate::format::record::{self, FLAG_BATCH_CONT, FLAG_TOMBSTONE};
+use crate::index::{Index, Key, Location};
+use crate::snapshot::{DataFile, FileSet, SnapshotCell, Version};
+use crate::storage::Backend;
+use crate::sync::Arc;
+
+use super::files::{create_data_file, write_hint, write_manifest};
+use super::recovery::{Recovered, recover};
+
+/// One mutation.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// Set `key` to `value` (an empty value is a value, not a delete).
+    Put { key: Bytes, value: Bytes },
+    /// Remove `key`.
+    Delete { key: Bytes },
+}
+
+impl Op {
+    /// Encoded size of the op's record.
+    pub(crate) fn encoded_len(&self) -> usize {
+        record::HEADER_LEN
+            + match self {
+                Op::Put { key, value } => key.len() + value.len(),
+                Op::Delete { key } => key.len(),
+            }
+    }
+}
+
+/// The ops of one request: one op, or an atomic batch.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteSet {
+    pub(crate) ops: Vec<Op>,
+}
+
+impl WriteSet {
+    /// Encoded size of all its records.
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.ops.iter().map(Op::encoded_len).sum()
+    }
+}
+
+/// The single writer of one partition.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    name: String,
+    fs: Backend,
+    dir: PathBuf,
+    cfg: StdArc<Config>,
+    manifest: Manifest,
+    active: StdArc<DataFile>,
+    active_end: u64,
+    /// When the oldest write not yet covered by a sync was made.
+    unsynced_since: Option<Instant>,
+    next_seq: u64,
+    index: Index,
+    files: StdArc<FileSet>,
+    generation: u64,
+    cell: Arc<SnapshotCell<Version>>,
+    poisoned: bool,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Recovers the partition in `dir` (which exists) and publishes its first version.
+    pub(crate) fn open(name: &str, fs: Backend, dir: PathBuf, cfg: StdArc<Config>) -> Result<Self> {
+        let Recovered {
+            manifest,
+            files,
+            index,
+            active_end,
+            next_seq,
+            dropped_tail,
+            scanned_sealed,
+        } = recover(&*fs, &dir)?;
+        tracing::info!(
+            keys = index.len(),
+            files = files.len(),
+            dropped_tail,
+            scanned_sealed,
+            "partition recovered"
+        );
+        let active = StdArc::clone(&files[&manifest.active()]);
+        let files = StdArc::new(files);
+        let version = Version {
+            generation: 1,
+            index: index.clone(),
+            files: StdArc::clone(&files),
+        };
+        Ok(Writer {
+            name: name.to_owned(),
+            fs,
+            dir,
+            cfg,
+            manifest,
+            active,
+            active_end,
+            unsynced_since: None,
+            next_seq,
+            index,
+            files,
+            generation: 1,
+            cell: Arc::new(SnapshotCell::new(version)),
+            poisoned: false,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The cell readers load published versions from.
+    pub(crate) fn cell(&self) -> Arc<SnapshotCell<Version>> {
+        Arc::clone(&self.cell)
+    }
+
+    fn poisoned_error(&self) -> Error {
+        Error::Poisoned {
+            partition: self.name.clone(),
+        }
+    }
+
+    /// Marks the writer poisoned and passes the error through.
+    fn poison(&mut self, e: Error) -> Error {
+        tracing::error!(partition = %self.name, error = %e, "write path failed; partition poisoned");
+        self.poisoned = true;
+        e
+    }
+
+    /// Commits a group of write sets: one write, one sync (per policy), one
+    /// publication. Returns, per set, how many of its deletes removed an
+    /// existing key. On error nothing of the group is published and the
+    /// writer is poisoned (unless it was already, which is reported as such).
+    pub(crate) fn commit(&mut self, sets: &[WriteSet]) -> Result<Vec<usize>> {
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        if self.active_end >= self.cfg.max_file_size {
+            self.rotate().map_err(|e| self.poison(e))?;
+        }
+        let mut removed = Vec::with_capacity(sets.len());
+        let base = self.active_end;
+        let salt = self.active.salt;
+        let file_id = self.active.id;
+        self.buf.clear();
+        for set in sets {
+            let atomic = set.ops.len() > 1;
+            let mut count = 0;
+            for (i, op) in set.ops.iter().enumerate() {
+                let cont = if atomic && i + 1 < set.ops.len() {
+                    FLAG_BATCH_CONT
+                } else {
+                    0
+                };
+                let offset = base + self.buf.len() as u64;
+                match op {
+                    Op::Put { key, value } => {
+                        record::encode(&mut self.buf, salt, self.next_seq, cont, key, value);
+                        let len = (self.buf.len() as u64 + base - offset) as u32;
+                        self.index
+                            .insert(Key::new(key), Location { file_id, len, offset });
+                    }
+                    Op::Delete { key } => {
+                        let existed = self.index.remove(&key[..]).is_some();
+                        // A lone delete of an absent key writes nothing; inside a
+                        // batch the tombstone is written anyway, so the batch's
+                        // last record (which commits it) always exists.
+                        if !existed && !atomic {
+                            continue;
+                        }
+                        count += usize::from(existed);
+                        record::encode(
+                            &mut self.buf,
+                            salt,
+                            self.next_seq,
+                            cont | FLAG_TOMBSTONE,
+                            key,
+                            &[],
+                        );
+                    }
+                }
+                self.next_seq += 1;
+            }
+            removed.push(count);
+        }
+        if self.buf.is_empty() {
+            return Ok(removed);
+        }
+        let path = &self.active.path;
+        if let Err(e) = self.active.handle.write_all_at(&self.buf, base) {
+            let e = Error::io("write", path, e);
+            return Err(self.poison(e));
+        }
+        self.active_end += self.buf.len() as u64;
+        self.unsynced_since.get_or_insert_with(Instant::now);
+        if self.cfg.durability == Durability::Always {
+            self.sync()?;
+        }
+        self.publish();
+        if self.buf.capacity() > self.cfg.max_group_bytes * 2 {
+            self.buf = Vec::new();
+        }
+        Ok(removed)
+    }
+
+    fn publish(&mut self) {
+        self.generation += 1;
+        self.cell.publish(Arc::new(Version {
+            generation: self.generation,
+            index: self.index.clone(),
+            files: StdArc::clone(&self.files),
+        }));
+    }
+
+    /// Makes every written record durable (`fdatasync` of the active file;
+    /// sealed files were synced when sealed).
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        if self.unsynced_since.is_some() {
+            if let Err(e) = self.active.handle.sync_data() {
+                let e = Error::io("sync_data", &self.active.path, e);
+                return Err(self.poison(e));
+            }
+            self.unsynced_since = None;
+        }
+        Ok(())
+    }
+
+    /// Under [`Durability::Interval`], when the next sync is due.
+    pub(crate) fn sync_deadline(&self) -> Option<Instant> {
+        match self.cfg.durability {
+            Durability::Interval(every) if !self.poisoned => self.unsynced_since.map(|t| t + every),
+            _ => None,
+        }
+    }
+
+    /// Syncs if the interval deadline has passed.
+    pub(crate) fn sync_if_due(&mut self, now: Instant) -> Result<()> {
+        match self.sync_deadline() {
+            Some(due) if due <= now => self.sync(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Seals the active file and starts a new one: sync the old file, write
+    /// its hint, create and sync the new file, then durably replace the
+    /// manifest (whose directory sync also makes the new file's entry durable).
+    fn rotate(&mut self) -> Result<()> {
+        let _span = tracing::debug_span!("rotate", partition = %self.name, file = self.active.id).entered();
+        self.sync()?;
+        let id = self.manifest.next_file_id;
+        let next_id = id.checked_add(1).ok_or_else(|| Error::InvalidConfig {
+            reason: "file ids exhausted".into(),
+        })?;
+        let file = create_data_file(&*self.fs, &self.dir, id)?;
+        let mut manifest = self.manifest.clone();
+        manifest.generation += 1;
+        manifest.next_file_id = next_id;
+        manifest.files.push(id);
+        write_manifest(&*self.fs, &self.dir, &manifest)?;
+        // The sealed file is immutable from here on; a hint is only a cache,
+        // so failing to write it is logged, not fatal.
+        if let Err(e) = write_hint(&*self.fs, &self.dir, &self.active, self.active_end) {
+            tracing::warn!(partition = %self.name, error = %e, "could not write hint of sealed file");
+        }
+        self.manifest = manifest;
+        let file = StdArc::new(file);
+        let mut files = (*self.files).clone();
+        files.insert(id, StdArc::clone(&file));
+        self.files = StdArc::new(files);
+        self.active = file;
+        self.active_end = data_file::HEADER_LEN as u64;
+        Ok(())
+    }
+
+    /// Final sync before the actor exits; files close when the writer drops.
+    pub(crate) fn close(mut self) -> Result<()> {
+        if self.poisoned {
+            return Ok(());
+        }
+        self.sync()
+    }
+
+    /// Live keys in the writer's index.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Time until the interval deadline, for the actor's wait.
+    pub(crate) fn wait_budget(&self, now: Instant) -> Option<Duration> {
+        self.sync_deadline().map(|d| d.saturating_duration_since(now))
+    }
+}
