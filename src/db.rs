@@ -15,6 +15,7 @@ use crate::storage::fs::RealFs;
 use crate::storage::sim::SimDisk;
 use crate::storage::{Backend, StorageLock};
 use crate::sync::{AtomicBool, Ordering};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// The lock file in the root directory.
 const LOCK_NAME: &str = "LOCK";
@@ -105,16 +106,19 @@ impl Db {
         let p = self
             .shared
             .registry
-            .get_or_open(name, || self.open_partition(name))
+            .get_or_open(name, |owner| self.open_partition(name, owner))
             .await?;
-        // Acquire pairs with the Release store in `close`.
+        // Acquire pairs with the Release store in `close`. A partition opened
+        // while `close` ran must not outlive it: shut everything down again.
         if self.shared.closed.load(Ordering::Acquire) {
+            // Closed either way; the error of a close already reported is not repeated.
+            let _ = self.shutdown_all().await;
             return Err(Error::Closed);
         }
         Ok(p)
     }
 
-    async fn open_partition(&self, name: &str) -> Result<Partition> {
+    async fn open_partition(&self, name: &str, owner: OwnedSemaphorePermit) -> Result<Partition> {
         let s = &self.shared;
         let lock = s
             .lock
@@ -130,6 +134,7 @@ impl Db {
             dir: name::partition_dir(&s.root, name),
             cfg: Arc::clone(&s.cfg),
             lock,
+            owner,
         };
         actor::spawn(spec, rx, opened_tx)?;
         let cell = opened_rx.await.map_err(|_| Error::Closed)??;
@@ -162,8 +167,17 @@ impl Db {
         // Release pairs with the Acquire loads in handles: after this store
         // no handle starts a new operation.
         s.closed.store(true, Ordering::Release);
+        let result = self.shutdown_all().await;
+        drop(s.lock.lock().unwrap_or_else(PoisonError::into_inner).take());
+        tracing::info!(root = %s.root.display(), "database closed");
+        result
+    }
+
+    /// Shuts down every partition in the registry (draining their mailboxes)
+    /// and waits until each actor has closed its files.
+    async fn shutdown_all(&self) -> Result<()> {
         let mut result = Ok(());
-        for p in s.registry.drain().await {
+        for p in self.shared.registry.drain().await {
             let (reply, rx) = tokio::sync::oneshot::channel();
             let req = actor::Request::Shutdown { reply };
             if p.shared().tx.send_async(req).await.is_ok() {
@@ -175,8 +189,6 @@ impl Db {
                 }
             }
         }
-        drop(s.lock.lock().unwrap_or_else(PoisonError::into_inner).take());
-        tracing::info!(root = %s.root.display(), "database closed");
         result
     }
 }

@@ -5,20 +5,36 @@
 //! opening (recovery) runs inside the slot's `OnceCell`, so other partitions'
 //! lookups never wait on it. The supervisor (eviction, drop) will extend the
 //! slot with its lifecycle state.
+//!
+//! Each slot also has a one-permit semaphore, the directory's *ownership*: an
+//! actor holds the permit from before recovery until after it closed its
+//! files. An opening acquires it first, so even if an earlier opening was
+//! abandoned (its future dropped while the actor kept recovering), at most one
+//! actor owns a partition directory at any moment.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::partition::Partition;
 
 /// One partition's place in the registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     open: OnceCell<Partition>,
+    owner: Arc<Semaphore>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            open: OnceCell::new(),
+            owner: Arc::new(Semaphore::new(1)),
+        }
+    }
 }
 
 /// Name → slot.
@@ -28,12 +44,13 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// The open partition `name`, opening it with `open` if needed. Concurrent
-    /// callers share one opening; a failed opening leaves the slot empty so a
-    /// later call can try again.
+    /// The open partition `name`, opening it with `open` if needed. `open`
+    /// receives the directory's ownership permit, to hand to the actor.
+    /// Concurrent callers share one opening; a failed opening leaves the slot
+    /// empty so a later call can try again.
     pub(crate) async fn get_or_open<F, Fut>(&self, name: &str, open: F) -> Result<Partition>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(OwnedSemaphorePermit) -> Fut,
         Fut: Future<Output = Result<Partition>>,
     {
         let slot = {
@@ -42,7 +59,16 @@ impl Registry {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(slots.entry(name.to_owned()).or_default())
         };
-        slot.open.get_or_try_init(open).await.cloned()
+        let owner = Arc::clone(&slot.owner);
+        slot.open
+            .get_or_try_init(|| async move {
+                // Waits while an earlier actor still owns the directory. The
+                // semaphore is never closed, so acquiring cannot fail.
+                let permit = owner.acquire_owned().await.map_err(|_| Error::Closed)?;
+                open(permit).await
+            })
+            .await
+            .cloned()
     }
 
     /// Empties the registry and returns every partition that was open,

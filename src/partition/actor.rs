@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use flume::{Receiver, RecvTimeoutError};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -38,7 +38,7 @@ pub(crate) enum Request {
 }
 
 /// What the opening side receives once recovery finished on the actor thread.
-pub(crate) type Opened = Result<Arc<SnapshotCell<Version>>>;
+pub(crate) type Opened = Result<crate::sync::Arc<SnapshotCell<Version>>>;
 
 /// Everything the actor thread needs.
 #[derive(Debug)]
@@ -49,6 +49,8 @@ pub(crate) struct ActorSpec {
     pub(crate) cfg: Arc<Config>,
     /// The database lock, held until this actor has closed its files.
     pub(crate) lock: Arc<Box<dyn StorageLock>>,
+    /// Ownership of the partition directory, held for the actor's whole life.
+    pub(crate) owner: OwnedSemaphorePermit,
 }
 
 /// Starts the actor thread. It creates the directory if needed, recovers
@@ -76,7 +78,7 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
                     // The opener may have given up (its future dropped); then
                     // nobody holds a sender either and `run` ends at once.
                     let _ = opened.send(Ok(writer.cell()));
-                    run(writer, &rx, &spec.cfg, spec.lock);
+                    run(writer, &rx, &spec.cfg, spec.lock, spec.owner);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "partition failed to open");
@@ -97,7 +99,13 @@ enum Control {
 
 /// The actor loop: wait for a request (or the interval-sync deadline), drain
 /// what else is queued up to the group bounds, commit once, reply to all.
-fn run(mut writer: Writer, rx: &Receiver<Request>, cfg: &Config, lock: Arc<Box<dyn StorageLock>>) {
+fn run(
+    mut writer: Writer,
+    rx: &Receiver<Request>,
+    cfg: &Config,
+    lock: Arc<Box<dyn StorageLock>>,
+    owner: OwnedSemaphorePermit,
+) {
     let mut sets: Vec<WriteSet> = Vec::new();
     let mut replies: Vec<oneshot::Sender<Result<usize>>> = Vec::new();
     loop {
@@ -169,8 +177,10 @@ fn run(mut writer: Writer, rx: &Receiver<Request>, cfg: &Config, lock: Arc<Box<d
             }
             Some(Control::Shutdown(reply)) => {
                 let result = writer.close();
-                // Files are closed; give up our share of the directory lock
-                // before answering, so a closed `Db` is really released.
+                // Files are closed; give up the directory's ownership and our
+                // share of the database lock before answering, so a closed
+                // `Db` is really released.
+                drop(owner);
                 drop(lock);
                 // Stop accepting: queued requests behind the shutdown are
                 // answered `Closed` when their reply senders drop with `rx`.
