@@ -53,6 +53,11 @@ mod snapshot;
 mod storage;
 mod sync;
 
+#[cfg(caskade_loom)]
+#[doc(hidden)]
+#[path = "loom_api.rs"]
+pub mod __loom;
+
 pub use bytes::Bytes;
 pub use config::{Durability, MAX_KEY_LEN};
 pub use db::{Db, DbBuilder};

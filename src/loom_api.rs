@@ -1,0 +1,173 @@
+//! Hooks for the loom models in `loom-tests/` (built only with
+//! `--cfg caskade_loom`; not part of the public API).
+//!
+//! A thin layer over the synchronous core the partition actor drives: the
+//! [`Writer`] (recovery, group commit, publication, poisoning) on a
+//! [`SimDisk`], the snapshot cell its versions are published through, and the
+//! read path. Nothing here adds behaviour: every call goes straight to the
+//! engine code the actor and the `Partition` handles use, so loom threads can
+//! stand in for the actor thread and for reader tasks. Under `caskade_loom`
+//! the engine's `crate::sync` is loom's, so the cell's `RwLock` and `Arc`s
+//! are model-checked; every value here must be created inside
+//! `loom::model`.
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::partition::files::ensure_dir;
+use crate::partition::read;
+use crate::partition::writer::{self, Op, WriteSet};
+use crate::snapshot::{self, SnapshotCell};
+use crate::storage::sim::SimDisk;
+use crate::sync::Arc;
+
+/// A [`SnapshotCell`] over any payload (for checking the cell on its own).
+#[derive(Debug)]
+pub struct Cell<T>(SnapshotCell<T>);
+
+impl<T> Cell<T> {
+    /// A cell holding `initial`.
+    pub fn new(initial: T) -> Self {
+        Cell(SnapshotCell::new(initial))
+    }
+
+    /// The current value (`SnapshotCell::load`).
+    pub fn load(&self) -> Arc<T> {
+        self.0.load()
+    }
+
+    /// Replaces the current value (`SnapshotCell::publish`).
+    pub fn publish(&self, next: Arc<T>) {
+        self.0.publish(next);
+    }
+}
+
+/// The single writer of one partition (the engine's `Writer`).
+#[derive(Debug)]
+pub struct Writer(writer::Writer);
+
+impl Writer {
+    /// Creates the partition directory `dir` on `disk` if needed and opens
+    /// the writer exactly as the actor does (recovery, then generation 1
+    /// published), with default settings except `max_file_size` (a small one
+    /// makes every commit rotate to a new data file first).
+    pub fn open(disk: &SimDisk, dir: impl AsRef<Path>, max_file_size: u64) -> Result<Self> {
+        let dir = dir.as_ref();
+        let fs: crate::storage::Backend = std::sync::Arc::new(disk.clone());
+        ensure_dir(&*fs, dir)?;
+        let cfg = Config {
+            max_file_size,
+            ..Config::default()
+        };
+        writer::Writer::open("loom", fs, dir.to_path_buf(), std::sync::Arc::new(cfg)).map(Writer)
+    }
+
+    /// Commits one put as its own group (`Writer::commit`).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let op = Op::Put {
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+        };
+        self.0.commit(&[WriteSet { ops: vec![op] }]).map(drop)
+    }
+
+    /// Commits one delete as its own group; whether it removed a live key.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        let op = Op::Delete {
+            key: Bytes::copy_from_slice(key),
+        };
+        self.0
+            .commit(&[WriteSet { ops: vec![op] }])
+            .map(|removed| removed[0] > 0)
+    }
+
+    /// Commits one atomic batch as its own group: `(key, Some(value))` puts,
+    /// `(key, None)` deletes.
+    pub fn commit_batch(&mut self, ops: &[(&[u8], Option<&[u8]>)]) -> Result<()> {
+        let ops = ops
+            .iter()
+            .map(|&(key, value)| {
+                let key = Bytes::copy_from_slice(key);
+                match value {
+                    Some(v) => Op::Put {
+                        key,
+                        value: Bytes::copy_from_slice(v),
+                    },
+                    None => Op::Delete { key },
+                }
+            })
+            .collect();
+        self.0.commit(&[WriteSet { ops }]).map(drop)
+    }
+
+    /// `Writer::sync`.
+    pub fn sync(&mut self) -> Result<()> {
+        self.0.sync()
+    }
+
+    /// The cell readers load published versions from (`Writer::cell`).
+    pub fn cell(&self) -> VersionCell {
+        VersionCell(self.0.cell())
+    }
+}
+
+/// A reader's handle on a partition's published versions (what every
+/// `Partition` handle holds).
+#[derive(Debug, Clone)]
+pub struct VersionCell(Arc<SnapshotCell<snapshot::Version>>);
+
+impl VersionCell {
+    /// The current version (`SnapshotCell::load`).
+    pub fn load(&self) -> Version {
+        Version(self.0.load())
+    }
+}
+
+/// One loaded version, kept alive while this value lives.
+#[derive(Debug, Clone)]
+pub struct Version(Arc<snapshot::Version>);
+
+impl Version {
+    /// `Version::generation`: 1 at open, +1 per publication.
+    pub fn generation(&self) -> u64 {
+        self.0.generation
+    }
+
+    /// Reads `key` through the read path (`partition::read::get`).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        read::get(&self.0, key)
+    }
+
+    /// Number of live keys in the version's index.
+    pub fn len(&self) -> usize {
+        self.0.index.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.index.is_empty()
+    }
+
+    /// The version's internal-consistency invariant: every index entry names
+    /// a file that this version holds open.
+    pub fn is_consistent(&self) -> bool {
+        self.0
+            .index
+            .values()
+            .all(|loc| self.0.files.contains_key(&loc.file_id))
+    }
+
+    /// Ids of the data files the version holds open, ascending.
+    pub fn file_ids(&self) -> Vec<u32> {
+        self.0.files.keys().copied().collect()
+    }
+
+    /// Strong references to this version (loom's `Arc::strong_count`): the
+    /// cell's, if it is still the current one, plus every reader's.
+    pub fn strong_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
