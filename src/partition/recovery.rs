@@ -124,11 +124,15 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
             .handle
             .set_len(end.valid_end)
             .map_err(|e| Error::io("set_len", &active.path, e))?;
-        active
-            .handle
-            .sync_all()
-            .map_err(|e| Error::io("sync_all", &active.path, e))?;
     }
+    // Always, not only after a truncation: after a process crash the active
+    // file may hold records that were written but never synced. From here on
+    // they are served to readers and the writer starts with nothing unsynced,
+    // so they must be made durable now.
+    active
+        .handle
+        .sync_all()
+        .map_err(|e| Error::io("sync_all", &active.path, e))?;
     files.insert(active_id, Arc::new(active));
 
     let mut index = new_index();
