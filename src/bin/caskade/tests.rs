@@ -1,0 +1,290 @@
+//! Unit tests of the `caskade` binary: CLI parsing, key generation, plan
+//! validation, latency recording, report rendering, and one whole run at toy
+//! sizes. (They live here, not in the shared modules, because
+//! `benches/concurrent_load.rs` includes those modules by path and is built
+//! with `cfg(test)` by `--all-targets` without running `#[test]`s.)
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::bench::{self, Machine, Report, fs_type};
+use crate::plan::{Plan, SplitMix, bytes_needed, fill_key};
+use crate::report::{self, Target, fmt_duration, fmt_rate, quote};
+use crate::stats::{Limit, Measurement, Recorder};
+use crate::{Cli, Command};
+use clap::Parser;
+
+#[test]
+fn cli_parses_defaults_and_lists() {
+    let cli = Cli::try_parse_from(["caskade", "bench"]).unwrap();
+    let Command::Bench(a) = cli.command;
+    let p = a.plan();
+    assert_eq!((p.keys, p.key_size, p.value_size), (1_000_000, 16, 100));
+    assert_eq!(p.tasks, vec![1, 16]);
+    assert_eq!(p.duration, Duration::from_secs(3));
+    assert!(p.validate().is_ok());
+    let cli = Cli::try_parse_from([
+        "caskade",
+        "bench",
+        "--tasks",
+        "2,4,8",
+        "--duration",
+        "0.5",
+        "--json",
+    ])
+    .unwrap();
+    let Command::Bench(a) = cli.command;
+    assert_eq!(a.tasks, vec![2, 4, 8]);
+    assert_eq!(a.duration, Duration::from_millis(500));
+    assert!(a.json);
+    assert!(Cli::try_parse_from(["caskade", "bench", "--duration", "-1"]).is_err());
+}
+
+/// A whole run at toy sizes: every phase runs, checks its data, and lands
+/// in the table and the JSON.
+#[test]
+fn tiny_run_reports_every_phase() {
+    let plan = Plan {
+        keys: 2000,
+        key_size: 16,
+        value_size: 100,
+        tasks: vec![1, 3],
+        workers: 2,
+        duration: Duration::from_millis(30),
+        durable_ops: 5,
+        rounds: 2,
+        batch: 300,
+        mixed: true,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let r = bench::run(&plan, &rt, Some(&data), &|_| {}).unwrap();
+    let ids: Vec<&str> = r.phases.iter().map(|m| m.id.as_str()).collect();
+    #[rustfmt::skip]
+    let expected = [
+        "L1", "L3", "L3x2", "fill", "get_t1", "get_t3", "put_t1", "put_t3", "mixed_get_r2",
+        "mixed_put", "L2", "durable_put_t1", "durable_put_t3",
+    ];
+    assert_eq!(ids, expected);
+    for m in &r.phases {
+        assert!(m.ops > 0 && m.latency.count() > 0, "{} did nothing", m.id);
+    }
+    assert_eq!(r.phases[3].ops, 2000);
+    assert_eq!(r.phases[3].latency.count(), 7, "one sample per batch");
+    assert_eq!(
+        (r.phases[10].ops, r.phases[10].latency.count()),
+        (5, 5),
+        "L2 over 2 rounds"
+    );
+    assert!(r.phases[10].note.contains("2 rounds"), "{}", r.phases[10].note);
+    assert_eq!((r.phases[12].ops, r.phases[12].latency.count()), (15, 15));
+    let table = report::table(&r);
+    assert!(table.contains("put, Always (durable), 3 task(s)"), "{table}");
+    assert!(table.contains("not measured"), "no 16-task phase ran: {table}");
+    let json = report::json(&r);
+    assert!(json.contains("\"id\": \"durable_put_t3\""), "{json}");
+    assert!(json.contains("\"met\": null"), "{json}");
+    // The data was kept, and a second run into the same directory is refused.
+    assert!(data.join("db").join("partitions").join("bench").is_dir());
+    assert!(!data.join("raw").exists());
+    assert!(bench::run(&plan, &rt, Some(&data), &|_| {}).is_err());
+}
+
+fn plan() -> Plan {
+    Plan {
+        keys: 1000,
+        key_size: 16,
+        value_size: 100,
+        tasks: vec![1, 16],
+        workers: 2,
+        duration: Duration::from_millis(10),
+        durable_ops: 10,
+        rounds: 3,
+        batch: 100,
+        mixed: true,
+    }
+}
+
+#[test]
+fn keys_are_distinct_and_sized() {
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 2];
+    for i in 0..65_536 {
+        fill_key(i, &mut buf);
+        assert!(seen.insert(buf.clone()), "key {i} repeats");
+    }
+    let mut long = vec![0u8; 16];
+    fill_key(0x0102, &mut long);
+    assert_eq!(&long[..8], &[b'k'; 8]);
+    assert_eq!(&long[8..], &0x0102u64.to_be_bytes());
+}
+
+#[test]
+fn validate_rejects_keys_too_small_for_the_count() {
+    assert!(plan().validate().is_ok());
+    let mut p = plan();
+    p.key_size = 1;
+    assert!(p.validate().unwrap_err().contains("key-size"));
+    p.keys = 256;
+    p.durable_ops = 1;
+    p.rounds = 1;
+    assert!(p.validate().is_ok());
+    p.keys = 257;
+    assert!(p.validate().is_err());
+    let mut p = plan();
+    p.tasks = vec![0];
+    assert!(p.validate().is_err());
+}
+
+#[test]
+fn durable_rounds_add_up_to_the_ops_per_task() {
+    let p = plan();
+    let rounds: Vec<_> = (0..p.rounds).map(|r| p.durable_round(r)).collect();
+    assert_eq!(rounds, [(0, 3), (3, 3), (6, 4)]);
+    let mut q = plan();
+    q.rounds = 0;
+    assert!(q.validate().unwrap_err().contains("rounds"));
+    q.rounds = 11;
+    assert!(q.validate().is_err());
+}
+
+#[test]
+fn bytes_needed_counts_big_endian_bytes() {
+    assert_eq!(bytes_needed(0), 1);
+    assert_eq!(bytes_needed(255), 1);
+    assert_eq!(bytes_needed(256), 2);
+    assert_eq!(bytes_needed(u64::MAX), 8);
+}
+
+#[test]
+fn splitmix_spreads_over_the_range() {
+    let mut r = SplitMix::new(7);
+    let mut hits = [0u32; 10];
+    for _ in 0..10_000 {
+        hits[r.below(10) as usize] += 1;
+    }
+    assert!(hits.iter().all(|&h| (800..1200).contains(&h)), "{hits:?}");
+    assert_eq!(plan().record_size(), 116);
+    assert_eq!(plan().max_tasks(), 16);
+}
+
+#[test]
+fn quantiles_come_from_the_recorded_samples() {
+    let mut a = Recorder::new();
+    for us in 1..=100 {
+        a.record(Duration::from_micros(us));
+    }
+    let mut b = Recorder::new();
+    b.record(Duration::from_millis(5));
+    a.merge(&b);
+    assert_eq!(a.count(), 101);
+    let p50 = a.quantile(0.5).as_micros();
+    assert!((49..=52).contains(&p50), "p50 {p50}");
+    assert!(a.max() >= Duration::from_micros(4995), "max {:?}", a.max());
+    let m = Measurement {
+        id: "x".into(),
+        name: "x".into(),
+        tasks: 1,
+        ops: 500,
+        elapsed: Duration::from_millis(250),
+        latency: a,
+        unit: "op".into(),
+        limit: None,
+        note: String::new(),
+    };
+    assert!((m.ops_per_sec() - 2000.0).abs() < 1e-6);
+}
+
+#[test]
+fn formats_durations_and_rates() {
+    assert_eq!(fmt_duration(Duration::from_nanos(412)), "412 ns");
+    assert_eq!(fmt_duration(Duration::from_nanos(12_340)), "12.3 µs");
+    assert_eq!(fmt_duration(Duration::from_micros(1_204)), "1.20 ms");
+    assert_eq!(fmt_duration(Duration::from_millis(2_350)), "2.35 s");
+    assert_eq!(fmt_rate(1_234_567.0), "1.23 M");
+    assert_eq!(fmt_rate(456_700.0), "456.7 k");
+    assert_eq!(fmt_rate(812.4), "812");
+}
+
+#[test]
+fn quotes_json_strings() {
+    assert_eq!(quote("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+}
+
+#[test]
+fn targets_compare_measured_with_goal() {
+    let t = Target {
+        name: "x",
+        measured: Some(7.9),
+        goal: 8.0,
+        unit: "x L2",
+    };
+    assert_eq!(t.met(), Some(false));
+    assert_eq!(t.show(9.0), "9.00x L2");
+    let t = Target { measured: None, ..t };
+    assert_eq!(t.met(), None);
+}
+
+#[test]
+fn fs_type_takes_the_longest_matching_mount() {
+    let mounts = "/dev/vda / ext4 rw 0 0\ntmpfs /tmp tmpfs rw 0 0\nproc /proc proc rw 0 0\n";
+    assert_eq!(fs_type(Path::new("/tmp/x/y"), mounts), "tmpfs (rw)");
+    assert_eq!(fs_type(Path::new("/work/main"), mounts), "ext4 (rw)");
+    assert_eq!(fs_type(Path::new("/tmpx"), mounts), "ext4 (rw)");
+    assert_eq!(fs_type(Path::new("/work"), ""), "unknown");
+}
+
+fn phase(id: &str, ops: u64, limit: Option<Limit>) -> Measurement {
+    let mut latency = Recorder::new();
+    latency.record(Duration::from_micros(1));
+    Measurement {
+        id: id.into(),
+        name: id.into(),
+        tasks: 1,
+        ops,
+        elapsed: Duration::from_secs(1),
+        latency,
+        unit: "op".into(),
+        limit,
+        note: String::new(),
+    }
+}
+
+#[test]
+fn ratios_and_targets_follow_the_measured_rates() {
+    let r = Report {
+        plan: plan(),
+        machine: Machine {
+            cpus: 2,
+            kernel: "k".into(),
+            memory: "m".into(),
+            fs_type: "ext4".into(),
+        },
+        data_dir: "/nowhere".into(),
+        phases: vec![
+            phase("L2", 200, None),
+            phase("L3", 2_000_000, None),
+            phase("get_t1", 1_200_000, Some(Limit::L3)),
+            phase("durable_put_t16", 1_500, Some(Limit::L2)),
+        ],
+        reopen: Duration::from_millis(1),
+        total: Duration::from_secs(1),
+        load: ("1.0".into(), "2.0".into()),
+    };
+    assert_eq!(report::limit_rate(&r, Limit::L2), Some(200.0));
+    let x = report::ratio(&r, &r.phases[3]).unwrap();
+    assert!((x - 7.5).abs() < 1e-9, "{x}");
+    let t = report::targets(&r);
+    assert_eq!(
+        t.iter().map(Target::met).collect::<Vec<_>>(),
+        [Some(true), Some(false), None]
+    );
+    let table = report::table(&r);
+    assert!(table.contains("7.500x L2"), "{table}");
+    assert!(table.contains("MISSED") && table.contains("MET"), "{table}");
+}
