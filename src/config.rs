@@ -107,9 +107,11 @@ impl Config {
         Ok(())
     }
 
-    /// Largest encoded batch the writer accepts: a batch never spans files,
-    /// so it must fit the on-disk offset range together with a full file.
+    /// Largest encoded request (batch) the writer accepts: a batch never
+    /// spans files, so one batch may make a data file exceed
+    /// `max_file_size` by at most this much. 1 GiB plus one record of
+    /// overhead: enough for one value of the largest allowed size.
     pub(crate) fn max_batch_bytes(&self) -> usize {
-        MAX_VALUE_CEILING.max(self.max_value_len) + 64 * 1024 + crate::format::record::HEADER_LEN
+        MAX_VALUE_CEILING + MAX_KEY_LEN + crate::format::record::HEADER_LEN
     }
 }

@@ -8,13 +8,14 @@ use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::name;
 use crate::partition::actor::{self, ActorSpec};
-use crate::partition::files::ensure_dir;
+use crate::partition::files::{ensure_dir, sync_parent};
 use crate::partition::{Partition, PartitionShared};
 use crate::registry::Registry;
 use crate::storage::fs::RealFs;
 use crate::storage::sim::SimDisk;
 use crate::storage::{Backend, StorageLock};
 use crate::sync::{AtomicBool, Ordering};
+use std::io::ErrorKind;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// The lock file in the root directory.
@@ -108,11 +109,9 @@ impl Db {
             .registry
             .get_or_open(name, |owner| self.open_partition(name, owner))
             .await?;
-        // Acquire pairs with the Release store in `close`. A partition opened
-        // while `close` ran must not outlive it: shut everything down again.
+        // Acquire pairs with the Release store in `close`. (The registry
+        // itself refuses openings once `close` drained it.)
         if self.shared.closed.load(Ordering::Acquire) {
-            // Closed either way; the error of a close already reported is not repeated.
-            let _ = self.shutdown_all().await;
             return Err(Error::Closed);
         }
         Ok(p)
@@ -128,6 +127,7 @@ impl Db {
             .ok_or(Error::Closed)?;
         let (tx, rx) = flume::bounded(s.cfg.mailbox_capacity);
         let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+        let (stopped_tx, stopped) = tokio::sync::watch::channel(());
         let spec = ActorSpec {
             name: name.to_owned(),
             fs: Arc::clone(&s.fs),
@@ -135,6 +135,7 @@ impl Db {
             cfg: Arc::clone(&s.cfg),
             lock,
             owner,
+            stopped: stopped_tx,
         };
         actor::spawn(spec, rx, opened_tx)?;
         let cell = opened_rx.await.map_err(|_| Error::Closed)??;
@@ -144,6 +145,7 @@ impl Db {
             cell,
             cfg: Arc::clone(&s.cfg),
             closed: Arc::clone(&s.closed),
+            stopped,
         })))
     }
 
@@ -156,12 +158,15 @@ impl Db {
 
     /// Closes the database: every partition drains its mailbox (queued writes
     /// are applied and answered), syncs and closes its files; then the
-    /// directory lock is released. Afterwards every handle, including other
-    /// clones of this `Db`, returns [`Error::Closed`].
+    /// directory lock is released. Afterwards every operation through a
+    /// `Db` or `Partition` handle, including other clones of this `Db`,
+    /// returns [`Error::Closed`]. [`Snapshot`](crate::Snapshot)s taken before
+    /// stay readable (they keep their files open) until dropped.
     ///
     /// # Errors
-    /// The first error a partition reported while syncing; the lock is
-    /// released regardless.
+    /// The first error a partition reported while syncing, or the failure
+    /// that poisoned a partition while acknowledged writes were not yet
+    /// synced (they may not be durable); the lock is released regardless.
     pub async fn close(self) -> Result<()> {
         let s = &self.shared;
         // Release pairs with the Acquire loads in handles: after this store
@@ -174,20 +179,27 @@ impl Db {
     }
 
     /// Shuts down every partition in the registry (draining their mailboxes)
-    /// and waits until each actor has closed its files.
+    /// and waits until every actor, including one left behind by an abandoned
+    /// opening, has closed its files.
     async fn shutdown_all(&self) -> Result<()> {
+        let (open, owners) = self.shared.registry.drain().await;
         let mut result = Ok(());
-        for p in self.shared.registry.drain().await {
+        for p in open {
             let (reply, rx) = tokio::sync::oneshot::channel();
             let req = actor::Request::Shutdown { reply };
             if p.shared().tx.send_async(req).await.is_ok() {
-                // The actor answers after it closed its files and dropped its
-                // share of the lock; a dropped sender means it already stopped.
+                // The actor answers after it closed its files; a dropped
+                // sender means it already stopped.
                 let r = rx.await.unwrap_or(Ok(()));
                 if result.is_ok() {
                     result = r;
                 }
             }
+        }
+        for owner in owners {
+            // Each actor holds its directory's permit until its files are
+            // closed; the semaphores are never closed, so this only waits.
+            drop(owner.acquire_owned().await);
         }
         result
     }
@@ -236,8 +248,9 @@ impl DbBuilder {
         self
     }
 
-    /// Most bytes in one group commit (a single larger request still goes
-    /// through, alone). Default 8 MiB.
+    /// Bytes after which the writer stops adding requests to a group commit
+    /// (the request that crosses the bound is still included, so one large
+    /// request always goes through). Default 8 MiB.
     pub fn max_group_bytes(mut self, bytes: usize) -> Self {
         self.cfg.max_group_bytes = bytes;
         self
@@ -288,12 +301,20 @@ impl DbBuilder {
     }
 }
 
-/// Creates the root and its `partitions` directory if needed and locks the root.
+/// Creates the root and its `partitions` directory if needed (making their
+/// entries durable) and locks the root. The root may be a symbolic link to a
+/// directory — that is the user's choice of path; a link inside the root,
+/// where caskade creates directories, is refused.
 fn prepare_root(fs: &dyn crate::storage::Storage, root: &Path) -> Result<Box<dyn StorageLock>> {
-    ensure_dir(fs, root)?;
+    match fs.create_dir(root) {
+        Ok(()) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotADirectory) => {}
+        Err(e) => return Err(Error::io("create_dir", root, e)),
+    }
+    sync_parent(fs, root)?;
     let lock_path = root.join(LOCK_NAME);
     let lock = fs.lock(&lock_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Locked {
+        ErrorKind::WouldBlock => Error::Locked {
             path: lock_path.clone(),
         },
         _ => Error::io("lock", &lock_path, e),

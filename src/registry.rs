@@ -40,7 +40,15 @@ impl Default for Slot {
 /// Name → slot.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    by_name: HashMap<String, Arc<Slot>>,
+    /// Set by `drain`: no slot is created afterwards, so no actor can start
+    /// on a directory once closing began.
+    closed: bool,
 }
 
 impl Registry {
@@ -57,7 +65,10 @@ impl Registry {
             // The lock guards only the map; a panic elsewhere cannot leave it
             // half-updated, so a poisoned lock is still usable.
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(slots.entry(name.to_owned()).or_default())
+            if slots.closed {
+                return Err(Error::Closed);
+            }
+            Arc::clone(slots.by_name.entry(name.to_owned()).or_default())
         };
         let owner = Arc::clone(&slot.owner);
         slot.open
@@ -71,14 +82,18 @@ impl Registry {
             .cloned()
     }
 
-    /// Empties the registry and returns every partition that was open,
-    /// waiting for openings in progress to finish first.
-    pub(crate) async fn drain(&self) -> Vec<Partition> {
+    /// Closes the registry (later openings get `Closed`) and returns every
+    /// partition that was open — waiting for openings in progress to finish
+    /// first — and every slot's ownership semaphore, so the caller can wait
+    /// until each directory's actor has really stopped.
+    pub(crate) async fn drain(&self) -> (Vec<Partition>, Vec<Arc<Semaphore>>) {
         let slots: Vec<Arc<Slot>> = {
-            let mut map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            map.drain().map(|(_, s)| s).collect()
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.closed = true;
+            slots.by_name.drain().map(|(_, s)| s).collect()
         };
         let mut open = Vec::with_capacity(slots.len());
+        let mut owners = Vec::with_capacity(slots.len());
         for slot in slots {
             // Waits for an opening in progress; an empty slot stays empty.
             if let Ok(p) = slot
@@ -88,7 +103,44 @@ impl Registry {
             {
                 open.push(p.clone());
             }
+            owners.push(Arc::clone(&slot.owner));
         }
-        open
+        (open, owners)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After `drain` (close), no new slot — and so no second owner of a
+    /// directory whose actor may still be running — can be created.
+    #[tokio::test]
+    async fn no_opening_after_drain() {
+        let reg = Registry::default();
+        let mut held = Vec::new();
+        let first = reg
+            .get_or_open("p", |permit| {
+                held.push(permit);
+                async { Err(Error::Closed) }
+            })
+            .await;
+        assert!(first.is_err());
+        let (open, owners) = reg.drain().await;
+        assert!(open.is_empty());
+        assert_eq!(owners.len(), 1);
+        assert_eq!(
+            owners[0].available_permits(),
+            0,
+            "the first owner still holds the directory"
+        );
+        let mut opened_again = false;
+        let second = reg
+            .get_or_open("p", |_| {
+                opened_again = true;
+                async { Err(Error::Closed) }
+            })
+            .await;
+        assert!(matches!(second, Err(Error::Closed)) && !opened_again);
     }
 }

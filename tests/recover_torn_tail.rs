@@ -316,3 +316,34 @@ async fn record_from_another_file_is_dropped() -> caskade::Result<()> {
     );
     check_recovery(&root, &universe, &recovered, &want, want_len, "after a write").await
 }
+
+/// A damaged record in the middle of the active file ends the valid prefix
+/// like a torn tail does, but recovery never destroys the bytes it drops: it
+/// keeps a durable copy next to the data file before truncating.
+#[tokio::test]
+async fn dropped_bytes_are_kept_in_a_copy() -> caskade::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await?;
+    let p = db.partition("p").await?;
+    for i in 0..100u32 {
+        p.put(i.to_be_bytes(), [7u8; 100]).await?;
+    }
+    db.close().await?;
+    let pdir = dir.path().join("partitions/p");
+    let path = pdir.join("00000001.data");
+    let original = std::fs::read(&path).unwrap();
+    let rec = 25 + 4 + 100;
+    let bad_at = 32 + 10 * rec;
+    let mut bytes = original.clone();
+    bytes[bad_at + 60] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let db = Db::open(dir.path()).await?;
+    let p = db.partition("p").await?;
+    assert_eq!(p.snapshot().len(), 10, "records before the damage are served");
+    db.close().await?;
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), bad_at as u64);
+    let copy = std::fs::read(pdir.join(format!("00000001.data.dropped-{bad_at}"))).unwrap();
+    assert_eq!(copy, bytes[bad_at..], "the dropped bytes are kept verbatim");
+    Ok(())
+}

@@ -5,8 +5,9 @@
 //! usually `fdatasync(2)`, which block for tens to hundreds of microseconds.
 //! A dedicated thread blocks on them (and on `recv`) without ever stalling a
 //! runtime worker, costs one wake-up per group rather than a `spawn_blocking`
-//! hop per group, and keeps the loop a plain synchronous function. Open
-//! partitions are bounded (by the supervisor), so threads are too.
+//! hop per group, and keeps the loop a plain synchronous function. Each
+//! partition opened costs one thread (512 KiB stack) until the `Db` closes;
+//! bounding open partitions (and so threads) is the supervisor's job.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,10 @@ pub(crate) struct ActorSpec {
     pub(crate) lock: Arc<Box<dyn StorageLock>>,
     /// Ownership of the partition directory, held for the actor's whole life.
     pub(crate) owner: OwnedSemaphorePermit,
+    /// Dropped when the actor thread ends, however it ends (even by a
+    /// panic): requesters waiting for a reply that will never come (queued
+    /// behind a shutdown) see it and answer themselves `Closed`.
+    pub(crate) stopped: tokio::sync::watch::Sender<()>,
 }
 
 /// Starts the actor thread. It creates the directory if needed, recovers
@@ -62,6 +67,8 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
         .name(thread_name)
         .stack_size(512 * 1024)
         .spawn(move || {
+            // Lives until this closure ends, normally or by unwinding.
+            let _stopped_on_exit = spec.stopped;
             let span = tracing::info_span!("partition", name = %spec.name);
             let _entered = span.enter();
             let writer = ensure_dir(&*spec.fs, &spec.dir).and_then(|()| {
@@ -182,8 +189,9 @@ fn run(
                 // `Db` is really released.
                 drop(owner);
                 drop(lock);
-                // Stop accepting: queued requests behind the shutdown are
-                // answered `Closed` when their reply senders drop with `rx`.
+                // Requests queued behind the shutdown are never processed:
+                // their requesters see `stopped` drop when this thread ends
+                // and answer themselves `Closed`.
                 // The closer may have stopped waiting; the close happened regardless.
                 let _ = reply.send(result);
                 return;

@@ -12,7 +12,7 @@ use crate::format::manifest::{MANIFEST_NAME, MANIFEST_TMP, Manifest};
 use crate::snapshot::DataFile;
 use crate::storage::Storage;
 
-use super::scan::{ScanMode, scan};
+use super::scan::{ScanMode, ScannedRecord, scan};
 
 /// Creates data file `id` with a fresh random salt, writes and fsyncs its
 /// header. Its directory entry becomes durable with the next `sync_dir`
@@ -97,16 +97,24 @@ pub(crate) fn write_manifest(fs: &dyn Storage, dir: &Path, manifest: &Manifest) 
 /// sealed file with a bad record is corrupt, and gets no hint).
 pub(crate) fn write_hint(fs: &dyn Storage, dir: &Path, file: &DataFile, len: u64) -> Result<()> {
     let mut hint = HintWriter::new(file.id, len, file.salt);
-    scan(file, len, ScanMode::Sealed, |rec| {
-        hint.push(&HintEntry {
-            seq: rec.seq,
-            flags: rec.flags,
-            offset: rec.location.offset,
-            record_len: rec.location.len,
-            key: rec.key,
-        });
-    })?;
-    let name = data_file::hint_name(file.id);
+    scan(file, len, ScanMode::Sealed, |rec| hint.push(&hint_entry(&rec)))?;
+    store_hint(fs, dir, file.id, hint)
+}
+
+/// The hint entry describing a scanned record.
+pub(crate) fn hint_entry<'a>(rec: &ScannedRecord<'a>) -> HintEntry<'a> {
+    HintEntry {
+        seq: rec.seq,
+        flags: rec.flags,
+        offset: rec.location.offset,
+        record_len: rec.location.len,
+        key: rec.key,
+    }
+}
+
+/// Durably stores a finished hint for data file `id`.
+pub(crate) fn store_hint(fs: &dyn Storage, dir: &Path, id: u32, hint: HintWriter) -> Result<()> {
+    let name = data_file::hint_name(id);
     let tmp = format!("{name}.tmp");
     replace_atomically(fs, dir, &name, &tmp, &hint.finish())
 }
@@ -128,18 +136,24 @@ pub(crate) fn read_all(fs: &dyn Storage, path: &Path, max_len: u64) -> Result<Ve
     Ok(buf)
 }
 
-/// Creates `dir` if it is missing and makes its entry durable (by syncing
-/// its parent directory).
+/// Creates `dir` if it is missing and makes its entry durable by syncing its
+/// parent directory — also when it already existed: an earlier attempt may
+/// have created it and then failed (or crashed) before that sync, and nothing
+/// else would ever sync the parent. A symbolic link standing there is refused.
 pub(crate) fn ensure_dir(fs: &dyn Storage, dir: &Path) -> Result<()> {
     match fs.create_dir(dir) {
-        Ok(()) => {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs.sync_dir(parent)
-                    .map_err(|e| Error::io("sync_dir", parent, e))?;
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io("create_dir", dir, e)),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("create_dir", dir, e)),
     }
+    sync_parent(fs, dir)
+}
+
+/// Syncs the directory holding `path` (`.` for a bare relative name).
+pub(crate) fn sync_parent(fs: &dyn Storage, path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs.sync_dir(parent).map_err(|e| Error::io("sync_dir", parent, e))
 }

@@ -25,6 +25,8 @@ pub(crate) struct PartitionShared {
     pub(crate) cfg: StdArc<Config>,
     /// Set when the `Db` closes; shared by all its partitions.
     pub(crate) closed: StdArc<AtomicBool>,
+    /// Changes (its sender drops) when the actor thread has ended.
+    pub(crate) stopped: tokio::sync::watch::Receiver<()>,
 }
 
 /// A handle to one partition: cheap to clone, usable from many tasks.
@@ -157,7 +159,7 @@ impl Partition {
         self.check_open()?;
         let (reply, rx) = oneshot::channel();
         self.send(Request::Sync { reply }).await?;
-        rx.await.map_err(|_| Error::Closed)?
+        self.reply(rx).await
     }
 
     /// A consistent point-in-time view of the partition.
@@ -185,8 +187,21 @@ impl Partition {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Request::Write { set, reply }).await?;
-        // A dropped reply sender means the actor stopped before answering.
-        rx.await.map_err(|_| Error::Closed)?
+        self.reply(rx).await
+    }
+
+    /// Waits for the actor's answer. If the actor ends without answering
+    /// (the request was queued behind a shutdown, or the thread died), the
+    /// answer is `Closed`, never a hang.
+    async fn reply<T>(&self, mut rx: oneshot::Receiver<Result<T>>) -> Result<T> {
+        let mut stopped = self.shared.stopped.clone();
+        tokio::select! {
+            biased;
+            r = &mut rx => r.map_err(|_| Error::Closed)?,
+            // Nothing is ever sent on the watch: `changed` resolves only when
+            // the actor's sender drops. A reply sent just before still counts.
+            _ = stopped.changed() => rx.try_recv().map_err(|_| Error::Closed)?,
+        }
     }
 
     async fn send(&self, req: Request) -> Result<()> {
@@ -212,4 +227,68 @@ fn check_key_len(key: &[u8]) -> Result<()> {
 pub(crate) fn check_key(key: &[u8]) -> Result<Bytes> {
     check_key_len(key)?;
     Ok(Bytes::copy_from_slice(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::partition::actor::{self, ActorSpec};
+    use crate::storage::sim::SimDisk;
+    use crate::storage::Backend;
+
+    /// A write queued behind a shutdown is never processed; its requester
+    /// must get `Closed`, not wait forever, while other handles stay alive.
+    #[tokio::test]
+    async fn write_queued_behind_shutdown_is_answered_closed() {
+        let fs: Backend = StdArc::new(SimDisk::new());
+        fs.create_dir(std::path::Path::new("/db")).unwrap();
+        let lock = StdArc::new(fs.lock(std::path::Path::new("/db/LOCK")).unwrap());
+        let owner = StdArc::new(tokio::sync::Semaphore::new(1))
+            .acquire_owned()
+            .await
+            .unwrap();
+        let (tx, rx) = flume::bounded(16);
+        let (opened_tx, opened_rx) = oneshot::channel();
+        let (stopped_tx, stopped) = tokio::sync::watch::channel(());
+        let cfg = StdArc::new(Config::default());
+        // Queued before the actor starts serving (it recovers first).
+        let (shutdown_reply, shutdown_done) = oneshot::channel();
+        tx.send(Request::Shutdown {
+            reply: shutdown_reply,
+        })
+        .unwrap();
+        let spec = ActorSpec {
+            name: "p".into(),
+            fs,
+            dir: "/db/p".into(),
+            cfg: StdArc::clone(&cfg),
+            lock,
+            owner,
+            stopped: stopped_tx,
+        };
+        actor::spawn(spec, rx, opened_tx).unwrap();
+        let p = Partition::new(StdArc::new(PartitionShared {
+            name: "p".into(),
+            tx,
+            cell: opened_rx.await.unwrap().unwrap(),
+            cfg,
+            closed: StdArc::new(AtomicBool::new(false)),
+            stopped,
+        }));
+        let put = p.put("k", "v");
+        let r = tokio::time::timeout(Duration::from_secs(5), put).await;
+        shutdown_done.await.unwrap().unwrap();
+        assert!(
+            matches!(r, Ok(Err(Error::Closed)) | Ok(Ok(()))),
+            "a request queued behind shutdown hung or failed oddly: {r:?}"
+        );
+        assert!(
+            matches!(p.sync().await, Err(Error::Closed)),
+            "after the actor stopped"
+        );
+        // `p` (holding the mailbox's sender) is still alive here.
+        drop(p);
+    }
 }

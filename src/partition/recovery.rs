@@ -20,13 +20,13 @@ use std::sync::Arc;
 use crate::config::MAX_KEY_LEN;
 use crate::error::{Error, Result};
 use crate::format::data_file::{self, FileName, classify};
-use crate::format::hint;
+use crate::format::hint::{self, HintWriter};
 use crate::format::manifest::{MANIFEST_NAME, Manifest};
 use crate::index::{Index, Key, Location, new_index};
 use crate::snapshot::{DataFile, FileSet};
 use crate::storage::Storage;
 
-use super::files::{create_data_file, open_data_file, read_all, write_hint, write_manifest};
+use super::files::{create_data_file, hint_entry, open_data_file, read_all, store_hint, write_manifest};
 use super::scan::{ScanMode, is_tombstone, scan};
 
 /// What recovery hands to the writer.
@@ -102,10 +102,13 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
         if !hinted {
             scanned_sealed += 1;
             tracing::warn!(file = %file.path.display(), "hint missing or unusable; scanning the data file");
+            // One pass: merge the records and build the replacement hint.
+            let mut hint = HintWriter::new(id, len, file.salt);
             scan(&file, len, ScanMode::Sealed, |r| {
+                hint.push(&hint_entry(&r));
                 merge(&mut map, &mut max_seq, r.key, r.seq, r.flags, r.location)
             })?;
-            if let Err(e) = write_hint(fs, dir, &file, len) {
+            if let Err(e) = store_hint(fs, dir, id, hint) {
                 // A hint is only a cache: the next open scans again.
                 tracing::warn!(error = %e, "could not rewrite hint");
             }
@@ -120,6 +123,7 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
     let dropped_tail = len - end.valid_end;
     if dropped_tail > 0 {
         tracing::warn!(file = %active.path.display(), bytes = dropped_tail, "truncating torn tail of the active file");
+        preserve_tail(fs, dir, &active, end.valid_end, len)?;
         active
             .handle
             .set_len(end.valid_end)
@@ -134,6 +138,10 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
         .sync_all()
         .map_err(|e| Error::io("sync_all", &active.path, e))?;
     files.insert(active_id, Arc::new(active));
+    // The directory's entries (the manifest, the data files) may be visible
+    // only in the page cache, e.g. after a process crash between a rename and
+    // its directory sync. Writes acknowledged from now on rely on them.
+    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))?;
 
     let mut index = new_index();
     for (key, (_, loc)) in map {
@@ -162,7 +170,9 @@ fn load_hint(
     mut each: impl FnMut(&[u8], u64, u8, Location),
 ) -> bool {
     let path = dir.join(data_file::hint_name(file.id));
-    let Ok(bytes) = read_all(fs, &path, 1 << 32) else {
+    // A valid hint is never larger than its data file plus its own header
+    // and trailer (each entry is smaller than the record it describes).
+    let Ok(bytes) = read_all(fs, &path, len + 64) else {
         return false;
     };
     // `hint::read` verifies the whole file before the first callback.
@@ -175,6 +185,48 @@ fn load_hint(
         each(e.key, e.seq, e.flags, loc);
     })
     .is_ok()
+}
+
+/// Copies the bytes recovery is about to cut from the active file (from
+/// `valid_end` to `len`) into `<data file>.dropped-<valid_end>` and makes the
+/// copy durable first. A torn tail holds no acknowledged durable write, but a
+/// damaged record in the middle of the file looks the same to the scan, and
+/// recovery never destroys what it cannot prove worthless. Tails of zeros
+/// (nothing was written there) are not kept. Streams in 1 MiB chunks.
+fn preserve_tail(fs: &dyn Storage, dir: &Path, active: &DataFile, valid_end: u64, len: u64) -> Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = Vec::new();
+    let read = |at: u64, buf: &mut Vec<u8>| -> Result<()> {
+        buf.resize((len - at).min(CHUNK) as usize, 0);
+        active
+            .handle
+            .read_exact_at(buf, at)
+            .map_err(|e| Error::io("read", &active.path, e))
+    };
+    let mut nonzero = false;
+    let mut at = valid_end;
+    while at < len && !nonzero {
+        read(at, &mut buf)?;
+        nonzero = buf.iter().any(|&b| b != 0);
+        at += buf.len() as u64;
+    }
+    if !nonzero {
+        return Ok(());
+    }
+    let name = format!("{}.dropped-{valid_end}", data_file::data_name(active.id));
+    let path = dir.join(&name);
+    let copy = fs.create(&path).map_err(|e| Error::io("create", &path, e))?;
+    let mut at = valid_end;
+    while at < len {
+        read(at, &mut buf)?;
+        copy.write_all_at(&buf, at - valid_end)
+            .map_err(|e| Error::io("write", &path, e))?;
+        at += buf.len() as u64;
+    }
+    copy.sync_all().map_err(|e| Error::io("sync_all", &path, e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))?;
+    tracing::warn!(copy = %path.display(), bytes = len - valid_end, "kept a copy of the dropped tail");
+    Ok(())
 }
 
 /// No manifest: the partition's creation was interrupted before its first

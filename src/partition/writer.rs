@@ -82,7 +82,14 @@ pub(crate) struct Writer {
     files: StdArc<FileSet>,
     generation: u64,
     cell: Arc<SnapshotCell<Version>>,
-    poisoned: bool,
+    /// The failure that poisoned the writer, if any (sticky), and whether
+    /// acknowledged writes were unsynced when it struck (so may be lost).
+    poisoned: Option<(Error, bool)>,
+    /// Whether writes were acknowledged without a sync covering them yet
+    /// (only under `Interval` and `OsBuffered`).
+    acked_unsynced: bool,
+    /// The background thread writing the last sealed file's hint.
+    hint_job: Option<std::thread::JoinHandle<()>>,
     buf: Vec<u8>,
 }
 
@@ -126,7 +133,9 @@ impl Writer {
             files,
             generation: 1,
             cell: Arc::new(SnapshotCell::new(version)),
-            poisoned: false,
+            poisoned: None,
+            acked_unsynced: false,
+            hint_job: None,
             buf: Vec::new(),
         })
     }
@@ -145,7 +154,8 @@ impl Writer {
     /// Marks the writer poisoned and passes the error through.
     fn poison(&mut self, e: Error) -> Error {
         tracing::error!(partition = %self.name, error = %e, "write path failed; partition poisoned");
-        self.poisoned = true;
+        let at_risk = self.acked_unsynced;
+        self.poisoned.get_or_insert_with(|| (e.clone(), at_risk));
         e
     }
 
@@ -154,7 +164,7 @@ impl Writer {
     /// existing key. On error nothing of the group is published and the
     /// writer is poisoned (unless it was already, which is reported as such).
     pub(crate) fn commit(&mut self, sets: &[WriteSet]) -> Result<Vec<usize>> {
-        if self.poisoned {
+        if self.poisoned.is_some() {
             return Err(self.poisoned_error());
         }
         if self.active_end >= self.cfg.max_file_size {
@@ -219,6 +229,9 @@ impl Writer {
             self.sync()?;
         }
         self.publish();
+        // The caller replies right after this: under `Always` the group is
+        // synced already; otherwise it is acknowledged but not yet durable.
+        self.acked_unsynced |= self.cfg.durability != Durability::Always;
         if self.buf.capacity() > self.cfg.max_group_bytes * 2 {
             self.buf = Vec::new();
         }
@@ -237,7 +250,7 @@ impl Writer {
     /// Makes every written record durable (`fdatasync` of the active file;
     /// sealed files were synced when sealed).
     pub(crate) fn sync(&mut self) -> Result<()> {
-        if self.poisoned {
+        if self.poisoned.is_some() {
             return Err(self.poisoned_error());
         }
         if self.unsynced_since.is_some() {
@@ -246,6 +259,7 @@ impl Writer {
                 return Err(self.poison(e));
             }
             self.unsynced_since = None;
+            self.acked_unsynced = false;
         }
         Ok(())
     }
@@ -253,7 +267,7 @@ impl Writer {
     /// Under [`Durability::Interval`], when the next sync is due.
     pub(crate) fn sync_deadline(&self) -> Option<Instant> {
         match self.cfg.durability {
-            Durability::Interval(every) if !self.poisoned => self.unsynced_since.map(|t| t + every),
+            Durability::Interval(every) if self.poisoned.is_none() => self.unsynced_since.map(|t| t + every),
             _ => None,
         }
     }
@@ -282,11 +296,7 @@ impl Writer {
         manifest.next_file_id = next_id;
         manifest.files.push(id);
         write_manifest(&*self.fs, &self.dir, &manifest)?;
-        // The sealed file is immutable from here on; a hint is only a cache,
-        // so failing to write it is logged, not fatal.
-        if let Err(e) = write_hint(&*self.fs, &self.dir, &self.active, self.active_end) {
-            tracing::warn!(partition = %self.name, error = %e, "could not write hint of sealed file");
-        }
+        self.start_hint_job();
         self.manifest = manifest;
         let file = StdArc::new(file);
         let mut files = (*self.files).clone();
@@ -297,12 +307,59 @@ impl Writer {
         Ok(())
     }
 
-    /// Final sync before the actor exits; files close when the writer drops.
+    /// Final sync before the actor exits (files close when the writer drops).
+    /// A writer poisoned while acknowledged writes were not yet synced (a
+    /// failed background sync under `Interval`, say) reports the failure that
+    /// poisoned it: those writes may not be durable, and nobody was told yet.
+    /// A failure that hit only unacknowledged writes was reported to their
+    /// requesters already.
     pub(crate) fn close(mut self) -> Result<()> {
-        if self.poisoned {
-            return Ok(());
+        self.finish_hint_job();
+        match self.poisoned.take() {
+            Some((cause, true)) => Err(cause),
+            Some((_, false)) => Ok(()),
+            None => self.sync(),
         }
-        self.sync()
+    }
+
+    /// Writes the hint of the file being sealed (`self.active`, complete and
+    /// synced) off the write path: the sealed file is immutable, and a hint is
+    /// only a cache, so a failure is logged, not fatal. At most one job runs;
+    /// the next rotation and `close` wait for it, so no job outlives the
+    /// writer (the directory's owner). Under loom the job runs inline.
+    fn start_hint_job(&mut self) {
+        self.finish_hint_job();
+        let (fs, dir, file, len) = (
+            StdArc::clone(&self.fs),
+            self.dir.clone(),
+            StdArc::clone(&self.active),
+            self.active_end,
+        );
+        let name = self.name.clone();
+        let job = move || {
+            if let Err(e) = write_hint(&*fs, &dir, &file, len) {
+                tracing::warn!(partition = %name, error = %e, "could not write hint of sealed file");
+            }
+        };
+        if cfg!(caskade_loom) {
+            job();
+            return;
+        }
+        match std::thread::Builder::new().name("caskade:hint".into()).spawn(job) {
+            Ok(handle) => self.hint_job = Some(handle),
+            Err(e) => {
+                tracing::warn!(partition = %self.name, error = %e, "no thread for the hint; the next open scans")
+            }
+        }
+    }
+
+    /// Waits for the running hint job, if any.
+    fn finish_hint_job(&mut self) {
+        if let Some(job) = self.hint_job.take()
+            && job.join().is_err()
+        {
+            tracing::error!(partition = %self.name, "hint job panicked; the next open scans the file");
+        }
     }
 
     /// Live keys in the writer's index.
@@ -313,5 +370,12 @@ impl Writer {
     /// Time until the interval deadline, for the actor's wait.
     pub(crate) fn wait_budget(&self, now: Instant) -> Option<Duration> {
         self.sync_deadline().map(|d| d.saturating_duration_since(now))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // No hint job outlives the writer, which owns the directory.
+        self.finish_hint_job();
     }
 }

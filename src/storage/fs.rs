@@ -58,10 +58,13 @@ impl Storage for RealFs {
     }
 
     fn open(&self, path: &Path, writable: bool) -> io::Result<Arc<dyn StorageFile>> {
+        // O_NONBLOCK: a FIFO planted under a data file's name must not block
+        // the open forever; it is then rejected as not a regular file. The flag
+        // has no effect on regular files.
         let file = OpenOptions::new()
             .read(true)
             .write(writable)
-            .custom_flags(O_NOFOLLOW)
+            .custom_flags(O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)?;
         if !file.metadata()?.is_file() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
@@ -78,7 +81,22 @@ impl Storage for RealFs {
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir(path)
+        match std::fs::create_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Only a real directory "already exists": a symbolic link (even
+                // to a directory) or a file standing there would redirect or
+                // break every later operation below it.
+                let meta = std::fs::symlink_metadata(path)?;
+                if meta.file_type().is_symlink() || !meta.is_dir() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        "a symbolic link or file stands where a directory belongs",
+                    ));
+                }
+                Err(e)
+            }
+            other => other,
+        }
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

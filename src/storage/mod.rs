@@ -47,7 +47,8 @@ pub(crate) trait Storage: Send + Sync + fmt::Debug + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
-    /// Creates one directory; `AlreadyExists` if it is there.
+    /// Creates one directory; `AlreadyExists` if a real directory is there,
+    /// `NotADirectory` if a symbolic link or a file stands there.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
