@@ -13,15 +13,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use flume::{Receiver, RecvTimeoutError};
+use flume::Receiver;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::snapshot::{SnapshotCell, Version};
 use crate::storage::{Backend, StorageLock};
 
 use super::files::ensure_dir;
+use super::intake::{Arrival, Intake};
 use super::writer::{WriteSet, Writer};
 
 /// A message to the actor. Each carries the sender its answer goes to.
@@ -115,21 +116,17 @@ fn run(
 ) {
     let mut sets: Vec<WriteSet> = Vec::new();
     let mut replies: Vec<oneshot::Sender<Result<usize>>> = Vec::new();
+    let mut intake = Intake::new(cfg.durability == Durability::Always);
     loop {
-        let first = match writer.wait_budget(Instant::now()) {
-            Some(budget) => match rx.recv_timeout(budget) {
-                Ok(r) => r,
-                Err(RecvTimeoutError::Timeout) => {
-                    // A failure poisons the writer; the next request reports it.
-                    let _ = writer.sync_if_due(Instant::now());
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(r) => r,
-                Err(_) => break,
-            },
+        let first = match intake.first(rx, writer.sync_deadline()) {
+            Arrival::Request(r) => r,
+            Arrival::Deadline => {
+                // A failure poisons the writer; the next request reports it.
+                let _ = writer.sync_if_due(Instant::now());
+                intake.idle();
+                continue;
+            }
+            Arrival::Disconnected => break,
         };
         let mut control = None;
         let mut bytes = 0usize;
@@ -153,11 +150,13 @@ fn run(
             if sets.len() >= cfg.max_group_requests || bytes >= cfg.max_group_bytes {
                 break;
             }
-            // Empty or disconnected: the group is complete.
-            next = rx.try_recv().ok();
+            // None: the group is complete.
+            next = intake.more(rx, sets.len());
         }
         if !sets.is_empty() {
+            let started = Instant::now();
             let outcome = writer.commit(&sets);
+            intake.committed(sets.len(), started.elapsed());
             sets.clear();
             match outcome {
                 Ok(removed) => {
@@ -181,6 +180,7 @@ fn run(
             Some(Control::Sync(reply)) => {
                 // The caller may have stopped waiting; the sync happened regardless.
                 let _ = reply.send(writer.sync());
+                intake.idle();
             }
             Some(Control::Shutdown(reply)) => {
                 let result = writer.close();

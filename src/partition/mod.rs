@@ -5,6 +5,7 @@ pub(crate) mod actor;
 mod batch;
 pub(crate) mod files;
 mod handle;
+mod intake;
 pub(crate) mod read;
 pub(crate) mod recovery;
 pub(crate) mod scan;

@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc as StdArc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -365,11 +365,6 @@ impl Writer {
     /// Live keys in the writer's index.
     pub(crate) fn len(&self) -> usize {
         self.index.len()
-    }
-
-    /// Time until the interval deadline, for the actor's wait.
-    pub(crate) fn wait_budget(&self, now: Instant) -> Option<Duration> {
-        self.sync_deadline().map(|d| d.saturating_duration_since(now))
     }
 }
 
