@@ -64,3 +64,8 @@ pub use db::{Db, DbBuilder};
 pub use error::{Error, Result};
 pub use partition::{Batch, Partition, Snapshot, SnapshotIter};
 pub use storage::sim::{SimDisk, SimFault, SimOp};
+
+/// Compiles the README's example as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -2,10 +2,13 @@
 //! file and offset — at open when the file must be scanned, at `get` when its
 //! hint is trusted — and never turns into a wrong value or a silent skip.
 
+mod common;
+use common::{copy_tree, open_small_files};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use caskade::{Db, Durability, Error};
+use caskade::Error;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -51,27 +54,6 @@ fn hint_path(root: &Path, id: u32) -> PathBuf {
     root.join(format!("partitions/p/{id:08}.hint"))
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dst);
-        } else {
-            std::fs::copy(entry.path(), &dst).unwrap();
-        }
-    }
-}
-
-async fn open(root: &Path) -> caskade::Result<Db> {
-    Db::builder(root)
-        .max_file_size(4096)
-        .durability(Durability::OsBuffered)
-        .open()
-        .await
-}
-
 struct Fixture {
     _dir: tempfile::TempDir,
     template: PathBuf,
@@ -85,7 +67,7 @@ struct Fixture {
 async fn fixture() -> caskade::Result<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("db");
-    let db = open(&template).await?;
+    let db = open_small_files(&template).await?;
     let p = db.partition("p").await?;
     let mut model = Model::new();
     for i in 0..200u32 {
@@ -148,7 +130,7 @@ async fn damaged_record_without_hint_fails_the_open() -> caskade::Result<()> {
         std::fs::remove_file(hint_path(dir.path(), id)).unwrap();
         let damaged = std::fs::read(data_path(dir.path(), id)).unwrap();
 
-        let db = open(dir.path()).await?;
+        let db = open_small_files(dir.path()).await?;
         for attempt in 0..2 {
             match db.partition("p").await {
                 Err(Error::Corrupt { file, offset, .. }) => {
@@ -187,7 +169,7 @@ async fn damaged_record_with_hint_fails_only_its_get() -> caskade::Result<()> {
     let fx = fixture().await?;
     for (what, pick) in picks() {
         let (dir, id, rec, _) = fx.damaged_copy(pick);
-        let db = open(dir.path()).await?;
+        let db = open_small_files(dir.path()).await?;
         // The hint is trusted for locations, so the open does not read the record.
         let p = db.partition("p").await?;
         for (k, v) in &fx.model {
@@ -244,7 +226,7 @@ async fn damaged_data_file_header_fails_the_open() -> caskade::Result<()> {
         if remove_hint {
             std::fs::remove_file(hint_path(dir.path(), id)).unwrap();
         }
-        let db = open(dir.path()).await?;
+        let db = open_small_files(dir.path()).await?;
         match db.partition("p").await {
             Err(Error::Corrupt { file, offset, .. }) => {
                 assert_eq!((file, offset), (path.clone(), 0), "file {id} byte {byte}");

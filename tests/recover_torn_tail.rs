@@ -2,6 +2,9 @@
 //! fully holds (a batch only whole), and bytes after the valid end (zeros,
 //! garbage, damaged or foreign records) are dropped and truncated away.
 
+mod common;
+use common::copy_tree;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,19 +157,6 @@ impl Fixture {
         let other = std::fs::read(self.template.join("partitions/other/00000001.data")).unwrap();
         let len = (RECORD_HEADER as usize) + FORGED.len() + "from another file".len();
         other[other.len() - len..].to_vec()
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dst);
-        } else {
-            std::fs::copy(entry.path(), &dst).unwrap();
-        }
     }
 }
 

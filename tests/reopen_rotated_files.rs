@@ -1,10 +1,13 @@
 //! Reopening a partition spread over many rotated data files restores exactly the
 //! state written, whether its hint files are intact, missing, or damaged.
 
+mod common;
+use common::open_small_files;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use caskade::{Db, Durability, Partition};
+use caskade::Partition;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -38,14 +41,6 @@ fn value(rng: &mut Rng, tag: u64) -> Vec<u8> {
     let mut v = format!("v{tag}-").into_bytes();
     v.extend((0..len).map(|i| b'a' + ((tag as usize + i) % 26) as u8));
     v
-}
-
-async fn open(root: &Path) -> caskade::Result<Db> {
-    Db::builder(root)
-        .max_file_size(4096)
-        .durability(Durability::OsBuffered)
-        .open()
-        .await
 }
 
 fn part_dir(root: &Path) -> PathBuf {
@@ -146,7 +141,7 @@ fn hint_path(dir: &Path, id: u32) -> PathBuf {
 /// Writes the workload into a fresh database and closes it; returns the model
 /// and the hints rotation wrote (one per sealed file).
 async fn build(root: &Path) -> caskade::Result<(Model, BTreeMap<String, Vec<u8>>)> {
-    let db = open(root).await?;
+    let db = open_small_files(root).await?;
     let p = db.partition(PARTITION).await?;
     let mut model = Model::new();
     workload(&p, &mut model, 0x9e37_79b9_7f4a_7c15, 900).await?;
@@ -175,14 +170,14 @@ async fn build(root: &Path) -> caskade::Result<(Model, BTreeMap<String, Vec<u8>>
 /// Reopens, checks the state, keeps writing (sequence numbers must continue
 /// above every recovered one), and checks again after one more reopen.
 async fn reopen_check_continue(root: &Path, model: &mut Model) -> caskade::Result<()> {
-    let db = open(root).await?;
+    let db = open_small_files(root).await?;
     let p = db.partition(PARTITION).await?;
     assert_matches(&p, model).await?;
     workload(&p, model, 0x0123_4567_89ab_cdef, 150).await?;
     assert_matches(&p, model).await?;
     db.close().await?;
 
-    let db = open(root).await?;
+    let db = open_small_files(root).await?;
     let p = db.partition(PARTITION).await?;
     assert_matches(&p, model).await?;
     db.close().await
@@ -192,7 +187,7 @@ async fn reopen_check_continue(root: &Path, model: &mut Model) -> caskade::Resul
 async fn reopen_with_hints() -> caskade::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let (mut model, before) = build(dir.path()).await?;
-    let db = open(dir.path()).await?;
+    let db = open_small_files(dir.path()).await?;
     let p = db.partition(PARTITION).await?;
     assert_matches(&p, &model).await?;
     db.close().await?;
@@ -214,7 +209,7 @@ async fn reopen_without_hints_scans_and_rewrites_them() -> caskade::Result<()> {
     }
     assert!(hints(&pdir).is_empty());
 
-    let db = open(dir.path()).await?;
+    let db = open_small_files(dir.path()).await?;
     let p = db.partition(PARTITION).await?;
     // The hints are rewritten by the open itself, before any write; a hint's
     // bytes are a function of its data file, so they equal the originals.
@@ -258,7 +253,7 @@ async fn reopen_with_damaged_hints_ignores_them() -> caskade::Result<()> {
     std::fs::write(&renamed, &b).unwrap();
     assert_ne!(hints(&pdir), before);
 
-    let db = open(dir.path()).await?;
+    let db = open_small_files(dir.path()).await?;
     let p = db.partition(PARTITION).await?;
     assert_matches(&p, &model).await?;
     assert_eq!(
