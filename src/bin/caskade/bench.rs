@@ -138,6 +138,8 @@ async fn engine(
         progress(&format!("get: {t} task(s)"));
         out.push(workload::gets(plan, &p, t).await?);
     }
+    progress("get via spawn_blocking: 1 task");
+    out.push(workload::offloaded_gets(plan, &p).await?);
     for &t in &plan.tasks {
         progress(&format!("put (OsBuffered): {t} task(s)"));
         out.push(workload::buffered_puts(plan, &p, t).await?);

@@ -67,7 +67,7 @@ fn tiny_run_reports_every_phase() {
     let ids: Vec<&str> = r.phases.iter().map(|m| m.id.as_str()).collect();
     #[rustfmt::skip]
     let expected = [
-        "L1", "L3", "L3x2", "fill", "get_t1", "get_t3", "put_t1", "put_t3", "mixed_get_r2",
+        "L1", "L3", "L3x2", "fill", "get_t1", "get_t3", "get_offloaded_t1", "put_t1", "put_t3", "mixed_get_r2",
         "mixed_put", "L2", "durable_put_t1", "durable_put_t3",
     ];
     assert_eq!(ids, expected);

@@ -95,18 +95,52 @@ pub async fn fill(plan: &Plan, p: &Partition) -> Result<Measurement, BoxError> {
 /// # Errors
 /// Any engine error, or a missing or wrong-sized value.
 pub async fn gets(plan: &Plan, p: &Partition, tasks: usize) -> Result<Measurement, BoxError> {
+    read_phase(plan, p, tasks, false).await
+}
+
+/// The same random gets from one task, each read on tokio's blocking pool
+/// (`spawn_blocking` of a snapshot read): what `get` would cost if it never
+/// read on the calling task — the alternative ARCHITECTURE.md weighs.
+///
+/// # Errors
+/// As [`gets`].
+pub async fn offloaded_gets(plan: &Plan, p: &Partition) -> Result<Measurement, BoxError> {
+    read_phase(plan, p, 1, true).await
+}
+
+async fn read_phase(
+    plan: &Plan,
+    p: &Partition,
+    tasks: usize,
+    offload: bool,
+) -> Result<Measurement, BoxError> {
     let start = Instant::now();
     let deadline = start + plan.duration;
     let handles = (0..tasks)
         .map(|t| {
             let seed = 0x2000 + t as u64;
-            tokio::spawn(get_loop(p.clone(), plan.clone(), seed, deadline, tasks > 1))
+            tokio::spawn(get_loop(
+                p.clone(),
+                plan.clone(),
+                seed,
+                deadline,
+                tasks > 1,
+                offload,
+            ))
         })
         .collect();
     let (lat, end) = join(handles, start).await?;
+    let (id, name) = if offload {
+        (
+            "get_offloaded_t1".to_owned(),
+            "get via spawn_blocking, 1 task".to_owned(),
+        )
+    } else {
+        (format!("get_t{tasks}"), format!("get, random, {tasks} task(s)"))
+    };
     Ok(Measurement {
-        id: format!("get_t{tasks}"),
-        name: format!("get, random, {tasks} task(s)"),
+        id,
+        name,
         tasks,
         ops: lat.count(),
         elapsed: end - start,
@@ -211,6 +245,7 @@ pub async fn mixed(
                 0x5000 + t as u64,
                 deadline,
                 true,
+                false,
             ))
         })
         .collect();
@@ -255,8 +290,17 @@ async fn join(handles: Vec<JoinHandle<TaskResult>>, start: Instant) -> TaskResul
 }
 
 /// One reader task: random gets until `deadline`, checking every value;
-/// yields every [`YIELD_EVERY`] gets if `yields`.
-async fn get_loop(p: Partition, plan: Plan, seed: u64, deadline: Instant, yields: bool) -> TaskResult {
+/// yields every [`YIELD_EVERY`] gets if `yields`; each read on the blocking
+/// pool (through a snapshot) if `offload`.
+async fn get_loop(
+    p: Partition,
+    plan: Plan,
+    seed: u64,
+    deadline: Instant,
+    yields: bool,
+    offload: bool,
+) -> TaskResult {
+    let snapshot = offload.then(|| p.snapshot());
     let mut rng = SplitMix::new(seed);
     let mut key = plan.key_buf();
     let mut lat = Recorder::new();
@@ -265,7 +309,14 @@ async fn get_loop(p: Partition, plan: Plan, seed: u64, deadline: Instant, yields
     loop {
         let i = rng.below(plan.keys);
         fill_key(i, &mut key);
-        match p.get(&key).await? {
+        let value = match &snapshot {
+            Some(snap) => {
+                let (snap, k) = (snap.clone(), key.clone());
+                tokio::task::spawn_blocking(move || snap.get(&k)).await??
+            }
+            None => p.get(&key).await?,
+        };
+        match value {
             Some(v) if v.len() == plan.value_size => {}
             other => {
                 let got = other.map(|v| v.len());
