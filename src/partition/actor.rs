@@ -123,7 +123,6 @@ fn run(
             Arrival::Deadline => {
                 // A failure poisons the writer; the next request reports it.
                 let _ = writer.sync_if_due(Instant::now());
-                intake.idle();
                 continue;
             }
             Arrival::Disconnected => break,
@@ -180,7 +179,6 @@ fn run(
             Some(Control::Sync(reply)) => {
                 // The caller may have stopped waiting; the sync happened regardless.
                 let _ = reply.send(writer.sync());
-                intake.idle();
             }
             Some(Control::Shutdown(reply)) => {
                 let result = writer.close();

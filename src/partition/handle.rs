@@ -5,7 +5,7 @@ use std::sync::Arc as StdArc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::config::{Config, Durability, MAX_KEY_LEN};
+use crate::config::{Config, MAX_KEY_LEN};
 use crate::error::{Error, Result};
 use crate::snapshot::{SnapshotCell, Version};
 use crate::sync::{Arc, AtomicBool, Ordering};
@@ -197,27 +197,6 @@ impl Partition {
     /// (the request was queued behind a shutdown, or the thread died), the
     /// answer is `Closed`, never a hang.
     async fn reply<T>(&self, mut rx: oneshot::Receiver<Result<T>>) -> Result<T> {
-        // Without a sync per commit, most replies come within microseconds;
-        // re-polling for a moment (yielding to the runtime in between, so
-        // other tasks run) spares the worker thread a sleep and wake-up, which
-        // on a busy VM costs more than the whole write. Under `Always` a reply
-        // takes a whole fsync: spinning would only steal CPU from the writer.
-        let spin = if self.shared.cfg.durability == Durability::Always {
-            std::time::Duration::ZERO
-        } else {
-            REPLY_SPIN
-        };
-        let spin_until = std::time::Instant::now() + spin;
-        loop {
-            match rx.try_recv() {
-                Ok(r) => return r,
-                Err(oneshot::error::TryRecvError::Closed) => return Err(Error::Closed),
-                Err(oneshot::error::TryRecvError::Empty) if std::time::Instant::now() < spin_until => {
-                    tokio::task::yield_now().await
-                }
-                Err(oneshot::error::TryRecvError::Empty) => break,
-            }
-        }
         let mut stopped = self.shared.stopped.clone();
         tokio::select! {
             biased;
@@ -233,9 +212,6 @@ impl Partition {
         self.shared.tx.send_async(req).await.map_err(|_| Error::Closed)
     }
 }
-
-/// How long a requester re-polls for its reply before sleeping on it.
-const REPLY_SPIN: std::time::Duration = std::time::Duration::from_micros(30);
 
 fn check_key_len(key: &[u8]) -> Result<()> {
     if key.is_empty() {

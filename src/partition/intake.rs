@@ -1,27 +1,26 @@
 //! [`Intake`]: how the actor waits for requests.
 //!
-//! Two adaptive waits, both bounded and both off unless recent traffic shows
-//! they pay:
-//! - **Spin before sleeping.** Waking a sleeping thread costs tens of
-//!   microseconds on a busy VM, more than a whole non-durable write. When the
-//!   previous request arrived within [`SPIN`] of the writer going idle, the
-//!   next wait first polls the mailbox (yielding the CPU between polls) for up
-//!   to [`SPIN`] before blocking. An idle partition never spins.
-//! - **Commit delay** (under `Durability::Always`, like PostgreSQL's
-//!   `commit_delay`). Writers answered by one group commit come back at
-//!   slightly different moments; committing as soon as the first returns
-//!   splits them into two half-size groups, each paying a full `fdatasync`.
-//!   When a group is smaller than the previous one, the writer waits for the
-//!   others for at most half of the last commit's duration.
+//! The actor sleeps in `recv` until a request arrives (or the interval-sync
+//! deadline passes), then drains what is queued. One adaptive wait is added:
+//! the **commit delay** under `Durability::Always` (PostgreSQL's
+//! `commit_delay`, made adaptive). Writers answered by one group commit come
+//! back at slightly different moments; committing as soon as the first
+//! returns splits them into two half-size groups, each paying a full
+//! `fdatasync`. So when a group is smaller than the previous one, the actor
+//! waits — blocked, not spinning — for the others, at most half of the last
+//! commit's duration (capped at [`MAX_COMMIT_DELAY`]).
+//!
+//! Spinning was tried and rejected: polling the mailbox before sleeping
+//! halves a lone writer's round trip on an idle machine, but on 2 cores a
+//! spinning actor competes with the runtime's busy workers and cut a writer's
+//! throughput among 15 busy readers from ~43k to ~1k puts/s (BENCHMARKS.md).
 
 use std::time::{Duration, Instant};
 
-use flume::{Receiver, RecvTimeoutError, TryRecvError};
+use flume::{Receiver, RecvTimeoutError};
 
 use super::actor::Request;
 
-/// Longest spin before blocking on the mailbox.
-const SPIN: Duration = Duration::from_micros(50);
 /// Upper bound of the commit delay, whatever the last commit took.
 const MAX_COMMIT_DELAY: Duration = Duration::from_micros(500);
 
@@ -40,8 +39,6 @@ pub(crate) enum Arrival {
 #[derive(Debug)]
 pub(crate) struct Intake {
     delay_commits: bool,
-    spin: bool,
-    idle_since: Instant,
     group_started: Instant,
     last_group: usize,
     last_commit: Duration,
@@ -50,12 +47,9 @@ pub(crate) struct Intake {
 impl Intake {
     /// A policy; commit delays only make sense when every commit syncs.
     pub(crate) fn new(delay_commits: bool) -> Self {
-        let now = Instant::now();
         Intake {
             delay_commits,
-            spin: false,
-            idle_since: now,
-            group_started: now,
+            group_started: Instant::now(),
             last_group: 1,
             last_commit: Duration::ZERO,
         }
@@ -63,37 +57,16 @@ impl Intake {
 
     /// Waits for the first request of a group, or until `deadline`.
     pub(crate) fn first(&mut self, rx: &Receiver<Request>, deadline: Option<Instant>) -> Arrival {
-        let arrival = self
-            .spin_for_first(rx, deadline)
-            .unwrap_or_else(|| match deadline {
-                Some(d) => match rx.recv_deadline(d) {
-                    Ok(r) => Arrival::Request(r),
-                    Err(RecvTimeoutError::Timeout) => Arrival::Deadline,
-                    Err(RecvTimeoutError::Disconnected) => Arrival::Disconnected,
-                },
-                None => rx.recv().map_or(Arrival::Disconnected, Arrival::Request),
-            });
-        let now = Instant::now();
-        if matches!(arrival, Arrival::Request(_)) {
-            self.spin = now.duration_since(self.idle_since) <= SPIN;
-            self.group_started = now;
-        }
+        let arrival = match deadline {
+            Some(d) => match rx.recv_deadline(d) {
+                Ok(r) => Arrival::Request(r),
+                Err(RecvTimeoutError::Timeout) => Arrival::Deadline,
+                Err(RecvTimeoutError::Disconnected) => Arrival::Disconnected,
+            },
+            None => rx.recv().map_or(Arrival::Disconnected, Arrival::Request),
+        };
+        self.group_started = Instant::now();
         arrival
-    }
-
-    fn spin_for_first(&self, rx: &Receiver<Request>, deadline: Option<Instant>) -> Option<Arrival> {
-        if !self.spin {
-            return None;
-        }
-        let until = deadline.map_or(self.idle_since + SPIN, |d| d.min(self.idle_since + SPIN));
-        loop {
-            match rx.try_recv() {
-                Ok(r) => return Some(Arrival::Request(r)),
-                Err(TryRecvError::Disconnected) => return Some(Arrival::Disconnected),
-                Err(TryRecvError::Empty) if Instant::now() >= until => return None,
-                Err(TryRecvError::Empty) => std::thread::yield_now(),
-            }
-        }
     }
 
     /// The next request of the group being gathered (`have` so far), if one
@@ -106,26 +79,13 @@ impl Intake {
             return None;
         }
         let until = self.group_started + (self.last_commit / 2).min(MAX_COMMIT_DELAY);
-        loop {
-            match rx.try_recv() {
-                Ok(r) => return Some(r),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if Instant::now() >= until => return None,
-                Err(TryRecvError::Empty) => std::thread::yield_now(),
-            }
-        }
+        // Timeout or disconnected: the group is complete.
+        rx.recv_deadline(until).ok()
     }
 
-    /// Records a finished group commit of `size` requests that took `took`;
-    /// the writer is idle from now on.
+    /// Records a finished group commit of `size` requests that took `took`.
     pub(crate) fn committed(&mut self, size: usize, took: Duration) {
         self.last_group = size.max(1);
         self.last_commit = took;
-        self.idle_since = Instant::now();
-    }
-
-    /// The writer went idle without a commit (a sync, a deadline).
-    pub(crate) fn idle(&mut self) {
-        self.idle_since = Instant::now();
     }
 }
