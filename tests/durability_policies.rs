@@ -296,3 +296,30 @@ async fn rotation_after_crash_recovery_seals_a_durable_file() -> caskade::Result
     }
     Ok(())
 }
+
+/// `Interval` is a real interval: a sync is due one interval after the first
+/// unsynced write, however many writes follow. A timer that each write
+/// pushed back would never fire during a steady stream of writes spaced
+/// closer than the interval.
+#[tokio::test]
+async fn interval_deadline_is_not_pushed_back_by_writes() -> caskade::Result<()> {
+    let every = Duration::from_millis(20);
+    let disk = SimDisk::with_seed(5);
+    let (db, p) = open(&disk, Durability::Interval(every), 64 << 20).await?;
+    let before = disk.op_count(SimOp::SyncData);
+    let start = Instant::now();
+    let mut i = 0u64;
+    // Writes ~1 ms apart (far closer than 20 ms) for 300 ms: 15 intervals.
+    while start.elapsed() < Duration::from_millis(300) {
+        p.put(format!("k{}", i % 50), i.to_be_bytes()).await?;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let during = disk.op_count(SimOp::SyncData) - before;
+    assert!(
+        during >= 3,
+        "only {during} syncs during a {:?} stream of {i} writes under a {every:?} interval",
+        start.elapsed()
+    );
+    db.close().await
+}
