@@ -46,6 +46,10 @@ pub(crate) struct Config {
     pub(crate) max_group_requests: usize,
     pub(crate) max_group_bytes: usize,
     pub(crate) inline_read_limit: usize,
+    /// Write sealed files' hints on a background thread (the default); off
+    /// on the simulated disk, so fault injection counts operations in a
+    /// deterministic order.
+    pub(crate) background_hints: bool,
 }
 
 /// Defaults, also quoted in the builder's docs.
@@ -70,6 +74,7 @@ impl Default for Config {
             max_group_requests: DEFAULT_MAX_GROUP_REQUESTS,
             max_group_bytes: DEFAULT_MAX_GROUP_BYTES,
             inline_read_limit: DEFAULT_INLINE_READ_LIMIT,
+            background_hints: true,
         }
     }
 }
@@ -107,10 +112,11 @@ impl Config {
         Ok(())
     }
 
-    /// Largest encoded request (batch) the writer accepts: a batch never
-    /// spans files, so one batch may make a data file exceed
-    /// `max_file_size` by at most this much. 1 GiB plus one record of
-    /// overhead: enough for one value of the largest allowed size.
+    /// Largest encoded request (batch) the writer accepts: 1 GiB plus one
+    /// record of overhead, enough for one value of the largest allowed size.
+    /// Rotation is checked before each group and a group never spans files,
+    /// so a data file may exceed `max_file_size` by up to one group
+    /// (`max_group_bytes` plus the request that crossed it).
     pub(crate) fn max_batch_bytes(&self) -> usize {
         MAX_VALUE_CEILING + MAX_KEY_LEN + crate::format::record::HEADER_LEN
     }

@@ -53,6 +53,8 @@ struct DbShared {
     lock: Mutex<Option<Arc<Box<dyn StorageLock>>>>,
     closed: Arc<AtomicBool>,
     registry: Registry,
+    /// The outcome of the one `close`.
+    closing: tokio::sync::OnceCell<Result<()>>,
 }
 
 impl Db {
@@ -160,8 +162,10 @@ impl Db {
     /// are applied and answered), syncs and closes its files; then the
     /// directory lock is released. Afterwards every operation through a
     /// `Db` or `Partition` handle, including other clones of this `Db`,
-    /// returns [`Error::Closed`]. [`Snapshot`](crate::Snapshot)s taken before
-    /// stay readable (they keep their files open) until dropped.
+    /// returns [`Error::Closed`], except [`Partition::snapshot`], which still
+    /// hands out the last published version: snapshots stay readable (they
+    /// keep their files open) until dropped. Concurrent calls (on clones)
+    /// all wait for the one closing and get its outcome.
     ///
     /// # Errors
     /// The first error a partition reported while syncing, or the failure
@@ -169,13 +173,20 @@ impl Db {
     /// synced (they may not be durable); the lock is released regardless.
     pub async fn close(self) -> Result<()> {
         let s = &self.shared;
-        // Release pairs with the Acquire loads in handles: after this store
-        // no handle starts a new operation.
-        s.closed.store(true, Ordering::Release);
-        let result = self.shutdown_all().await;
-        drop(s.lock.lock().unwrap_or_else(PoisonError::into_inner).take());
-        tracing::info!(root = %s.root.display(), "database closed");
-        result
+        // Every concurrent or later `close` (of any clone) waits for the one
+        // closing and gets its outcome.
+        s.closing
+            .get_or_init(|| async {
+                // Release pairs with the Acquire loads in handles: after this
+                // store no handle starts a new operation.
+                s.closed.store(true, Ordering::Release);
+                let result = self.shutdown_all().await;
+                drop(s.lock.lock().unwrap_or_else(PoisonError::into_inner).take());
+                tracing::info!(root = %s.root.display(), "database closed");
+                result
+            })
+            .await
+            .clone()
     }
 
     /// Shuts down every partition in the registry (draining their mailboxes)
@@ -269,6 +280,7 @@ impl DbBuilder {
     /// The path is then a path on the simulated disk.
     pub fn simulated_disk(mut self, disk: SimDisk) -> Self {
         self.fs = Some(Arc::new(disk));
+        self.cfg.background_hints = false;
         self
     }
 
@@ -296,6 +308,7 @@ impl DbBuilder {
                 lock: Mutex::new(Some(Arc::new(lock))),
                 closed: Arc::new(AtomicBool::new(false)),
                 registry: Registry::default(),
+                closing: tokio::sync::OnceCell::new(),
             }),
         })
     }

@@ -76,6 +76,12 @@ impl Registry {
                 // Waits while an earlier actor still owns the directory. The
                 // semaphore is never closed, so acquiring cannot fail.
                 let permit = owner.acquire_owned().await.map_err(|_| Error::Closed)?;
+                // `close` may have drained the registry (and released this
+                // permit after its actor stopped) while we waited: no actor
+                // may start after that.
+                if self.slots.lock().unwrap_or_else(PoisonError::into_inner).closed {
+                    return Err(Error::Closed);
+                }
                 open(permit).await
             })
             .await

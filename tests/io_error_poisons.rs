@@ -258,3 +258,29 @@ async fn failed_interval_sync_poisons() -> caskade::Result<()> {
     p.put("later", "ok").await?;
     db.close().await
 }
+
+/// A write cut short by a full disk leaves an unfinished record; reopening
+/// must not need free space to recover from it.
+#[tokio::test]
+async fn partial_write_on_a_full_disk_still_reopens() -> caskade::Result<()> {
+    let disk = SimDisk::new();
+    let db = Db::builder("/db").simulated_disk(disk.clone()).open().await?;
+    let p = db.partition("p").await?;
+    for i in 0..10u32 {
+        p.put(i.to_be_bytes(), [1u8; 200]).await?;
+    }
+    disk.fail(SimOp::Write, 1, SimFault::ShortWrite, false);
+    assert!(p.put("torn", [2u8; 200]).await.is_err());
+    // From now on every write fails with ENOSPC.
+    disk.fail(SimOp::Write, 1, SimFault::Enospc, true);
+    disk.process_crash();
+    drop((p, db));
+    let db = Db::builder("/db").simulated_disk(disk.clone()).open().await?;
+    let p = db.partition("p").await?;
+    for i in 0..10u32 {
+        assert_eq!(p.get(i.to_be_bytes()).await?.as_deref(), Some(&[1u8; 200][..]));
+    }
+    assert_eq!(p.get("torn").await?, None);
+    disk.clear_faults();
+    db.close().await
+}

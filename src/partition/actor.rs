@@ -86,7 +86,7 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
                     // The opener may have given up (its future dropped); then
                     // nobody holds a sender either and `run` ends at once.
                     let _ = opened.send(Ok(writer.cell()));
-                    run(writer, &rx, &spec.cfg, spec.lock, spec.owner);
+                    run(spec.owner, spec.lock, &rx, &spec.cfg, writer);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "partition failed to open");
@@ -107,12 +107,15 @@ enum Control {
 
 /// The actor loop: wait for a request (or the interval-sync deadline), drain
 /// what else is queued up to the group bounds, commit once, reply to all.
+// Parameters drop in reverse order, also when unwinding from a panic: the
+// writer (its files, its hint job) goes first, then the database lock share,
+// then the directory's ownership — never the other way round.
 fn run(
-    mut writer: Writer,
+    owner: OwnedSemaphorePermit,
+    lock: Arc<Box<dyn StorageLock>>,
     rx: &Receiver<Request>,
     cfg: &Config,
-    lock: Arc<Box<dyn StorageLock>>,
-    owner: OwnedSemaphorePermit,
+    mut writer: Writer,
 ) {
     let mut sets: Vec<WriteSet> = Vec::new();
     let mut replies: Vec<oneshot::Sender<Result<usize>>> = Vec::new();

@@ -4,14 +4,17 @@
 //! 2. Remove what it does not list: data files, their hints, `*.tmp`.
 //! 3. Sealed files: load the hint; if it is missing or does not match, scan
 //!    the data file strictly (a bad record is `Corrupt`) and rewrite the hint.
-//! 4. The active file: scan to the end of the valid prefix, truncate a torn
-//!    tail and `sync_all` it.
-//! 5. Merge all records by sequence number (never by file order) into the index.
+//! 4. The active file: scan to the end of the valid prefix; if the scan
+//!    stopped at a damaged record (not at a provably torn end), first copy the
+//!    rest durably to `<data file>.dropped-<offset>-<n>`; truncate; `sync_all`.
+//! 5. `sync_dir` the partition directory.
+//! 6. Merge all records by sequence number (never by file order) into the index.
 //!
 //! Recovery never destroys anything before its replacement is durable: the
 //! only removals are files that no durable manifest lists, and truncation
-//! only drops bytes no acknowledged write could depend on (a torn record or an
-//! unfinished batch).
+//! drops either a provably torn end (an unfinished batch, at most one record
+//! cut short by the end of the file: no acknowledged write) or bytes it has
+//! just copied.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -123,7 +126,9 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
     let dropped_tail = len - end.valid_end;
     if dropped_tail > 0 {
         tracing::warn!(file = %active.path.display(), bytes = dropped_tail, "truncating torn tail of the active file");
-        preserve_tail(fs, dir, &active, end.valid_end, len)?;
+        if !end.torn_end {
+            preserve_tail(fs, dir, &names, &active, end.valid_end, len)?;
+        }
         active
             .handle
             .set_len(end.valid_end)
@@ -188,12 +193,23 @@ fn load_hint(
 }
 
 /// Copies the bytes recovery is about to cut from the active file (from
-/// `valid_end` to `len`) into `<data file>.dropped-<valid_end>` and makes the
-/// copy durable first. A torn tail holds no acknowledged durable write, but a
-/// damaged record in the middle of the file looks the same to the scan, and
-/// recovery never destroys what it cannot prove worthless. Tails of zeros
-/// (nothing was written there) are not kept. Streams in 1 MiB chunks.
-fn preserve_tail(fs: &dyn Storage, dir: &Path, active: &DataFile, valid_end: u64, len: u64) -> Result<()> {
+/// `valid_end` to `len`) into `<data file>.dropped-<valid_end>-<n>` (the first
+/// `n` not taken, so an earlier copy is never overwritten) and makes the copy
+/// durable first. Called when the scan stopped at a damaged record: anything
+/// may follow it, including acknowledged writes, and recovery never destroys
+/// what it cannot prove worthless. (A provably torn end — an unfinished batch
+/// and at most one record cut short by the end of the file — is cut without a
+/// copy, so a full disk cannot keep a partition from reopening after a failed
+/// write.) Tails of zeros (nothing was written there) are not kept. Streams in
+/// 1 MiB chunks.
+fn preserve_tail(
+    fs: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    active: &DataFile,
+    valid_end: u64,
+    len: u64,
+) -> Result<()> {
     const CHUNK: u64 = 1 << 20;
     let mut buf = Vec::new();
     let read = |at: u64, buf: &mut Vec<u8>| -> Result<()> {
@@ -213,7 +229,13 @@ fn preserve_tail(fs: &dyn Storage, dir: &Path, active: &DataFile, valid_end: u64
     if !nonzero {
         return Ok(());
     }
-    let name = format!("{}.dropped-{valid_end}", data_file::data_name(active.id));
+    let stem = format!("{}.dropped-{valid_end}", data_file::data_name(active.id));
+    // Terminates: `names` is finite.
+    let mut n = 0u64;
+    while names.contains(&format!("{stem}-{n}")) {
+        n += 1;
+    }
+    let name = format!("{stem}-{n}");
     let path = dir.join(&name);
     let copy = fs.create(&path).map_err(|e| Error::io("create", &path, e))?;
     let mut at = valid_end;

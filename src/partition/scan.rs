@@ -41,6 +41,13 @@ pub(crate) struct ScanEnd {
     pub(crate) valid_end: u64,
     /// Number of committed records reported.
     pub(crate) records: u64,
+    /// Whether everything after `valid_end` is provably the unfinished end
+    /// of the file: complete records of a batch whose last record is missing,
+    /// then at most one record cut short by the end of the file (its header
+    /// verified, its length past the end) or an incomplete header. Such bytes
+    /// can hold no acknowledged write. `false` when the scan stopped at a
+    /// damaged record, after which anything may follow.
+    pub(crate) torn_end: bool,
 }
 
 struct Window<'f> {
@@ -94,17 +101,18 @@ pub(crate) fn scan(
     let mut end = ScanEnd {
         valid_end: at,
         records: 0,
+        torn_end: true,
     };
     let mut pending: Vec<Pending> = Vec::new();
-    let stop = |at: u64, reason: &str, end: ScanEnd| -> Result<ScanEnd> {
+    let stop = |at: u64, reason: &str, end: ScanEnd, torn_end: bool| -> Result<ScanEnd> {
         match mode {
             ScanMode::Sealed => Err(Error::corrupt(&file.path, at, reason)),
-            ScanMode::Active => Ok(end),
+            ScanMode::Active => Ok(ScanEnd { torn_end, ..end }),
         }
     };
     while at < len {
         if len - at < HEADER_LEN as u64 {
-            return stop(at, "incomplete record header", end);
+            return stop(at, "incomplete record header", end, true);
         }
         let head: [u8; HEADER_LEN] = win
             .get(at, HEADER_LEN)?
@@ -112,17 +120,17 @@ pub(crate) fn scan(
             .expect("window returns exactly HEADER_LEN bytes");
         let header = match RecordHeader::decode(&head, file.salt, MAX_KEY_LEN, MAX_VALUE_CEILING) {
             Ok(h) => h,
-            Err(e) => return stop(at, e.0, end),
+            Err(e) => return stop(at, e.0, end, false),
         };
         let rec_len = header.record_len();
         if rec_len > len - at {
-            return stop(at, "record extends past the end of the file", end);
+            return stop(at, "record extends past the end of the file", end, true);
         }
         let bytes = win.get(at, rec_len as usize)?;
         let key = &bytes[HEADER_LEN..HEADER_LEN + header.key_len as usize];
         let value = &bytes[HEADER_LEN + header.key_len as usize..];
         if let Err(e) = header.verify_body(file.salt, &head, key, value) {
-            return stop(at, e.0, end);
+            return stop(at, e.0, end, false);
         }
         let location = Location {
             file_id: file.id,
@@ -158,7 +166,7 @@ pub(crate) fn scan(
         end.valid_end = at;
     }
     if !pending.is_empty() {
-        return stop(end.valid_end, "batch without its last record", end);
+        return stop(end.valid_end, "batch without its last record", end, true);
     }
     Ok(end)
 }

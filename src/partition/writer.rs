@@ -280,9 +280,10 @@ impl Writer {
         }
     }
 
-    /// Seals the active file and starts a new one: sync the old file, write
-    /// its hint, create and sync the new file, then durably replace the
-    /// manifest (whose directory sync also makes the new file's entry durable).
+    /// Seals the active file and starts a new one: sync the old file, create
+    /// and sync the new file, durably replace the manifest (whose directory
+    /// sync also makes the new file's entry durable), then start the job that
+    /// writes the sealed file's hint.
     fn rotate(&mut self) -> Result<()> {
         let _span = tracing::debug_span!("rotate", partition = %self.name, file = self.active.id).entered();
         self.sync()?;
@@ -325,8 +326,10 @@ impl Writer {
     /// Writes the hint of the file being sealed (`self.active`, complete and
     /// synced) off the write path: the sealed file is immutable, and a hint is
     /// only a cache, so a failure is logged, not fatal. At most one job runs;
-    /// the next rotation and `close` wait for it, so no job outlives the
-    /// writer (the directory's owner). Under loom the job runs inline.
+    /// the next rotation, `close` and `Drop` wait for it, so no job outlives
+    /// the writer, which drops before the directory's ownership. Under loom
+    /// and on the simulated disk the job runs inline (deterministic order of
+    /// operations for model checking and fault injection).
     fn start_hint_job(&mut self) {
         self.finish_hint_job();
         let (fs, dir, file, len) = (
@@ -341,7 +344,7 @@ impl Writer {
                 tracing::warn!(partition = %name, error = %e, "could not write hint of sealed file");
             }
         };
-        if cfg!(caskade_loom) {
+        if cfg!(caskade_loom) || !self.cfg.background_hints {
             job();
             return;
         }

@@ -109,6 +109,12 @@ impl Storage for SimDisk {
                 st.link_new(parent, name, true);
                 Ok(())
             }
+            // A file stands there: like the real file system's contract,
+            // only a real directory "already exists".
+            Target::Entry(_, _, Some(ino)) if st.files.contains_key(&ino) => Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "a file stands where a directory belongs",
+            )),
             _ => Err(io::ErrorKind::AlreadyExists.into()),
         }
     }
