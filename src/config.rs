@@ -59,6 +59,12 @@ pub(crate) const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 pub(crate) const DEFAULT_MAX_GROUP_REQUESTS: usize = 1024;
 pub(crate) const DEFAULT_MAX_GROUP_BYTES: usize = 8 << 20;
 pub(crate) const DEFAULT_INLINE_READ_LIMIT: usize = 64 << 10;
+/// Largest encoded request (batch) the writer accepts: 1 GiB plus one
+/// record of overhead, enough for one value of the largest allowed size.
+/// Rotation is checked before each group and a group never spans files, so a
+/// data file may exceed `max_file_size` by up to one group (`max_group_bytes`
+/// plus the request that crossed it).
+pub(crate) const MAX_BATCH_BYTES: usize = MAX_VALUE_CEILING + MAX_KEY_LEN + crate::format::record::HEADER_LEN;
 /// Hard ceilings: record lengths and offsets must fit the on-disk `u32`
 /// fields with room to spare.
 pub(crate) const MAX_VALUE_CEILING: usize = 1 << 30;
@@ -110,14 +116,5 @@ impl Config {
             return bad(format!("sync interval {d:?} is outside (0, 1h]"));
         }
         Ok(())
-    }
-
-    /// Largest encoded request (batch) the writer accepts: 1 GiB plus one
-    /// record of overhead, enough for one value of the largest allowed size.
-    /// Rotation is checked before each group and a group never spans files,
-    /// so a data file may exceed `max_file_size` by up to one group
-    /// (`max_group_bytes` plus the request that crossed it).
-    pub(crate) fn max_batch_bytes(&self) -> usize {
-        MAX_VALUE_CEILING + MAX_KEY_LEN + crate::format::record::HEADER_LEN
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc as StdArc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::config::{Config, MAX_KEY_LEN};
+use crate::config::{Config, MAX_BATCH_BYTES, MAX_KEY_LEN};
 use crate::error::{Error, Result};
 use crate::snapshot::{SnapshotCell, Version};
 use crate::sync::{Arc, AtomicBool, Ordering};
@@ -184,7 +184,7 @@ impl Partition {
     pub(crate) async fn write(&self, set: WriteSet) -> Result<usize> {
         self.check_open()?;
         let len = set.encoded_len();
-        let max = self.shared.cfg.max_batch_bytes();
+        let max = MAX_BATCH_BYTES;
         if len > max {
             return Err(Error::BatchTooLarge { len, max });
         }

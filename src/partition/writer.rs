@@ -184,13 +184,17 @@ impl Writer {
                 } else {
                     0
                 };
-                let offset = base + self.buf.len() as u64;
+                let start = self.buf.len();
                 match op {
                     Op::Put { key, value } => {
                         record::encode(&mut self.buf, salt, self.next_seq, cont, key, value);
-                        let len = (self.buf.len() as u64 + base - offset) as u32;
-                        self.index
-                            .insert(Key::new(key), Location { file_id, len, offset });
+                        let location = Location {
+                            file_id,
+                            // Bounded by MAX_BATCH_BYTES, far below u32::MAX.
+                            len: (self.buf.len() - start) as u32,
+                            offset: base + start as u64,
+                        };
+                        self.index.insert(Key::new(key), location);
                     }
                     Op::Delete { key } => {
                         let existed = self.index.remove(&key[..]).is_some();
