@@ -85,6 +85,46 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// No partition has this name.
+    #[error("partition {name:?} does not exist")]
+    PartitionNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// `create_partition` of a name that exists already.
+    #[error("partition {name:?} exists already")]
+    PartitionExists {
+        /// The name asked for.
+        name: String,
+    },
+    /// The partition this handle refers to was dropped. A partition created
+    /// later under the same name is a different one: get a new handle.
+    #[error("partition {name:?} was dropped")]
+    PartitionDropped {
+        /// The dropped partition's name.
+        name: String,
+    },
+    /// The value does not fit the partition's [`Schema`](crate::Schema);
+    /// nothing was written.
+    #[error("value rejected by the schema of partition {partition:?}: {reason}")]
+    SchemaViolation {
+        /// The partition's name.
+        partition: String,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// `incr` found a value that is not a canonical decimal 64-bit integer;
+    /// nothing was written.
+    #[error("value is not an integer")]
+    NotAnInteger,
+    /// `incr` would overflow a 64-bit signed integer; nothing was written.
+    #[error("incrementing {current} by {by} overflows a 64-bit integer")]
+    IntegerOverflow {
+        /// The stored value.
+        current: i64,
+        /// The increment asked for.
+        by: i64,
+    },
     /// The database or partition was closed.
     #[error("the database is closed")]
     Closed,

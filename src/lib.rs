@@ -13,6 +13,11 @@
 //! - **Recovery** loads hint files for sealed data files, scans the active one
 //!   and truncates a torn tail; a damaged sealed file is reported, never
 //!   silently skipped.
+//! - A **supervisor** opens partitions on first use and keeps the number open
+//!   bounded, evicting the least recently used or idle ones; eviction is
+//!   invisible to [`Partition`] handles. A durable **catalog** records which
+//!   partitions exist, with their [`PartitionOptions`] (schema, memory-only
+//!   persistence, durability).
 //!
 //! caskade is not a SQL database, has no range scans (keys are hashed), and
 //! keeps every live key in memory.
@@ -41,16 +46,19 @@
 
 #![forbid(unsafe_code)]
 
+mod catalog;
 mod config;
 mod db;
 mod error;
 mod format;
 mod index;
 mod name;
+mod options;
 mod partition;
-mod registry;
 mod snapshot;
+mod stats;
 mod storage;
+mod supervisor;
 mod sync;
 
 #[cfg(caskade_loom)]
@@ -60,9 +68,11 @@ pub mod __loom;
 
 pub use bytes::Bytes;
 pub use config::{Durability, MAX_KEY_LEN};
-pub use db::{Db, DbBuilder};
+pub use db::{Db, DbBuilder, PartitionInfo};
 pub use error::{Error, Result};
+pub use options::{CompactionOptions, PartitionOptions, Persistence, Schema};
 pub use partition::{Batch, Partition, Snapshot, SnapshotIter};
+pub use stats::{DbStats, PartitionStats};
 pub use storage::sim::{SimDisk, SimFault, SimOp};
 
 /// Compiles the README's example as a doctest, so it cannot rot.

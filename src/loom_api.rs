@@ -10,6 +10,10 @@
 //! the engine's `crate::sync` is loom's, so the cell's `RwLock` and `Arc`s
 //! are model-checked; every value here must be created inside
 //! `loom::model`.
+//!
+//! The partition [`Gate`] (the state machine behind eviction, drop and
+//! close) is exposed the same way: loom threads stand in for the request
+//! tasks, the evictor and the closer that drive it in the supervisor.
 
 use std::path::Path;
 
@@ -22,6 +26,7 @@ use crate::partition::read;
 use crate::partition::writer::{self, Op, WriteSet};
 use crate::snapshot::{self, SnapshotCell};
 use crate::storage::sim::SimDisk;
+use crate::supervisor::gate;
 use crate::sync::Arc;
 
 /// A [`SnapshotCell`] over any payload (for checking the cell on its own).
@@ -62,7 +67,19 @@ impl Writer {
             max_file_size,
             ..Config::default()
         };
-        writer::Writer::open("loom", fs, dir.to_path_buf(), std::sync::Arc::new(cfg)).map(Writer)
+        // A fresh cell and counters, as a never-opened `Slot` has them.
+        let cell = Arc::new(SnapshotCell::new(snapshot::Version::retired()));
+        let stats = std::sync::Arc::default();
+        writer::Writer::open(
+            "loom",
+            fs,
+            dir.to_path_buf(),
+            std::sync::Arc::new(cfg),
+            cell,
+            stats,
+            false,
+        )
+        .map(Writer)
     }
 
     /// Commits one put as its own group (`Writer::commit`).
@@ -169,5 +186,95 @@ impl Version {
     /// cell's, if it is still the current one, plus every reader's.
     pub fn strong_count(&self) -> usize {
         Arc::strong_count(&self.0)
+    }
+}
+
+/// The answer to [`Gate::lease`] (a public mirror of the engine's
+/// `Admission`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission<T> {
+    /// A lease on the open incarnation; give it back with [`Gate::release`].
+    Leased(T),
+    /// No incarnation is open (or one is retiring): open one, then try again.
+    Reopen,
+    /// The partition was dropped.
+    Dropped,
+    /// The database is closed.
+    Shut,
+}
+
+impl<T> From<gate::Admission<T>> for Admission<T> {
+    fn from(a: gate::Admission<T>) -> Self {
+        match a {
+            gate::Admission::Leased(t) => Admission::Leased(t),
+            gate::Admission::Reopen => Admission::Reopen,
+            gate::Admission::Dropped => Admission::Dropped,
+            gate::Admission::Shut => Admission::Shut,
+        }
+    }
+}
+
+/// The gate of one partition (the engine's `supervisor::gate::Gate`) over
+/// any incarnation handle `T`. Every method passes straight through.
+#[derive(Debug)]
+pub struct Gate<T>(gate::Gate<T>);
+
+impl<T: Clone> Default for Gate<T> {
+    /// A closed gate: no incarnation, no lease.
+    fn default() -> Self {
+        Gate(gate::Gate::default())
+    }
+}
+
+impl<T: Clone> Gate<T> {
+    /// `Gate::lease`: a lease if an incarnation is open; a refused request
+    /// gives its count back and runs `on_idle` if it was the last one.
+    pub fn lease(&self, on_idle: impl FnOnce()) -> Admission<T> {
+        self.0.lease(on_idle).into()
+    }
+
+    /// `Gate::release`: gives a lease back; `true` if it was the last one.
+    pub fn release(&self) -> bool {
+        self.0.release()
+    }
+
+    /// `Gate::in_flight`: leases held now.
+    pub fn in_flight(&self) -> usize {
+        self.0.in_flight()
+    }
+
+    /// `Gate::is_open`: whether an incarnation is open.
+    pub fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+
+    /// `Gate::admission`: what a request would get now, without a lease.
+    pub fn admission(&self) -> Admission<()> {
+        self.0.admission().into()
+    }
+
+    /// `Gate::install`: installs an incarnation if the gate was closed.
+    pub fn install(&self, t: T) -> bool {
+        self.0.install(t)
+    }
+
+    /// `Gate::retire_if_idle`: takes the open incarnation if no lease is held.
+    pub fn retire_if_idle(&self) -> Option<T> {
+        self.0.retire_if_idle()
+    }
+
+    /// `Gate::retired`: the retired incarnation stopped; the next request reopens.
+    pub fn retired(&self) {
+        self.0.retired();
+    }
+
+    /// `Gate::seal`: refuses every new lease for good; the open incarnation.
+    pub fn seal(&self, dropped: bool) -> Option<T> {
+        self.0.seal(dropped)
+    }
+
+    /// `Gate::unseal`: undoes a drop's seal (the gate is closed again).
+    pub fn unseal(&self) {
+        self.0.unseal();
     }
 }

@@ -78,4 +78,20 @@ pub(crate) struct Version {
     pub(crate) index: Index,
     /// Every file `index` points into (invariant: each location's file is here).
     pub(crate) files: std::sync::Arc<FileSet>,
+    /// No actor serves this partition (never opened, evicted or dropped):
+    /// the version is empty and a reader must open the partition first.
+    pub(crate) retired: bool,
+}
+
+impl Version {
+    /// The empty placeholder published while no actor serves the partition
+    /// (its index and files are released).
+    pub(crate) fn retired() -> Version {
+        Version {
+            generation: 0,
+            index: Index::default(),
+            files: std::sync::Arc::new(FileSet::new()),
+            retired: true,
+        }
+    }
 }

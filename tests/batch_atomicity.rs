@@ -1,11 +1,12 @@
 //! A batch is all-or-nothing: for concurrent readers, across a torn power loss, and when its write fails.
 
+mod common;
+use common::partition_dir;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use caskade::{Db, Durability, Error, Partition, SimDisk, SimFault, SimOp};
-
-const DATA: &str = "/db/partitions/p/00000001.data";
 
 async fn open(disk: &SimDisk, durability: Durability) -> caskade::Result<(Db, Partition)> {
     let db = Db::builder("/db")
@@ -17,14 +18,16 @@ async fn open(disk: &SimDisk, durability: Durability) -> caskade::Result<(Db, Pa
     Ok((db, p))
 }
 
-fn data_len(disk: &SimDisk) -> usize {
-    disk.read_file(DATA).expect("the first data file exists").len()
+/// Length of the first data file of partition `p` of the open `db`.
+fn data_len(disk: &SimDisk, db: &Db) -> usize {
+    let data = partition_dir(db, "p").join("00000001.data");
+    disk.read_file(&data).expect("the first data file exists").len()
 }
 
 /// Checks one snapshot of the visibility workload: either nothing yet, or
 /// `k0..k9` all equal to some `n` and exactly one marker, `m{n}`. Returns `n`.
-fn check_snapshot(p: &Partition) -> Option<u64> {
-    let snap = p.snapshot();
+async fn check_snapshot(p: &Partition) -> Option<u64> {
+    let snap = p.snapshot().await.unwrap();
     if snap.is_empty() {
         return None;
     }
@@ -67,7 +70,7 @@ async fn readers_never_see_half_a_batch() -> caskade::Result<()> {
             let mut intermediate = 0u32;
             // Bounded: the writer stops after BATCHES commits.
             while !done.load(Ordering::Acquire) {
-                if let Some(n) = check_snapshot(&p) {
+                if let Some(n) = check_snapshot(&p).await {
                     assert!(n >= last, "snapshot went back from batch {last} to {n}");
                     intermediate += u32::from(n < BATCHES);
                     last = n;
@@ -104,7 +107,7 @@ async fn readers_never_see_half_a_batch() -> caskade::Result<()> {
         intermediate > 0,
         "readers must see states between the first and the last batch"
     );
-    assert_eq!(check_snapshot(&p), Some(BATCHES));
+    assert_eq!(check_snapshot(&p).await, Some(BATCHES));
     db.close().await
 }
 
@@ -124,21 +127,21 @@ async fn power_loss_mid_batch(seed: u64, outcomes: &mut Outcomes) -> caskade::Re
         p.put(format!("s{i}"), format!("synced-{i}")).await?;
     }
     p.sync().await?;
-    let before = data_len(&disk);
+    let before = data_len(&disk, &db);
     let mut b = p.batch();
     b.put("s0", "overwritten").delete("s1");
     for i in 0..OPS - 2 {
         b.put(format!("b{i}"), format!("batch-{seed}-{i}"));
     }
     b.commit().await?;
-    let committed = data_len(&disk);
+    let committed = data_len(&disk, &db);
     // Every fifth seed syncs the batch: then it must survive whole.
     let synced_batch = seed % 5 == 4;
     if synced_batch {
         p.sync().await?;
     }
     disk.power_loss(true);
-    let after_crash = data_len(&disk);
+    let after_crash = data_len(&disk, &db);
     assert!(
         (before..=committed).contains(&after_crash),
         "seed {seed}: {after_crash} bytes"
@@ -173,7 +176,11 @@ async fn power_loss_mid_batch(seed: u64, outcomes: &mut Outcomes) -> caskade::Re
         assert_eq!(s0.as_deref(), Some(&b"synced-0"[..]), "seed {seed}");
         assert_eq!(s1.as_deref(), Some(&b"synced-1"[..]), "seed {seed}");
         // Recovery cut the torn tail back to the last whole record.
-        assert_eq!(data_len(&disk), before, "seed {seed}: torn tail not truncated");
+        assert_eq!(
+            data_len(&disk, &db),
+            before,
+            "seed {seed}: torn tail not truncated"
+        );
         if after_crash > before {
             outcomes.none_torn += 1;
         } else {
@@ -219,7 +226,7 @@ async fn failed_batch_write(process_crash: bool) -> caskade::Result<()> {
     for i in 0..10 {
         p.put(format!("old{i}"), format!("v{i}")).await?;
     }
-    let before = data_len(&disk);
+    let before = data_len(&disk, &db);
     disk.fail(SimOp::Write, 1, SimFault::ShortWrite, false);
     let mut b = p.batch();
     b.put("old0", "changed").delete("old1");
@@ -229,13 +236,13 @@ async fn failed_batch_write(process_crash: bool) -> caskade::Result<()> {
     let err = b.commit().await.expect_err("the batch's write fails");
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert!(
-        data_len(&disk) > before,
+        data_len(&disk, &db) > before,
         "a short write leaves half the batch in the file"
     );
     let check = |p: Partition, extra: usize| async move {
         assert_eq!(p.get("old0").await?.as_deref(), Some(&b"v0"[..]));
         assert_eq!(p.get("old1").await?.as_deref(), Some(&b"v1"[..]));
-        let snap = p.snapshot();
+        let snap = p.snapshot().await.unwrap();
         assert_eq!(snap.len(), 10 + extra, "only the ten old keys (and `later`)");
         for i in 0..50 {
             assert!(!p.contains_key(format!("new{i}")).await?, "new{i} visible");

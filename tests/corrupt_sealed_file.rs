@@ -3,7 +3,7 @@
 //! hint is trusted — and never turns into a wrong value or a silent skip.
 
 mod common;
-use common::{copy_tree, open_small_files};
+use common::{copy_tree, open_small_files, partition_subdir};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,17 +46,19 @@ fn records(bytes: &[u8]) -> Vec<Rec> {
     out
 }
 
-fn data_path(root: &Path, id: u32) -> PathBuf {
-    root.join(format!("partitions/p/{id:08}.data"))
+fn data_path(part: &Path, id: u32) -> PathBuf {
+    part.join(format!("{id:08}.data"))
 }
 
-fn hint_path(root: &Path, id: u32) -> PathBuf {
-    root.join(format!("partitions/p/{id:08}.hint"))
+fn hint_path(part: &Path, id: u32) -> PathBuf {
+    part.join(format!("{id:08}.hint"))
 }
 
 struct Fixture {
     _dir: tempfile::TempDir,
     template: PathBuf,
+    /// The partition's directory, relative to the root.
+    part: PathBuf,
     model: Model,
     /// Data file ids; the last is the active file.
     ids: Vec<u32>,
@@ -76,27 +78,34 @@ async fn fixture() -> caskade::Result<Fixture> {
         p.put(&k, &v).await?;
         model.insert(k, v);
     }
+    let part = partition_subdir(&db, "p");
     db.close().await?;
     let ids: Vec<u32> = (1..)
-        .take_while(|&id| data_path(&template, id).exists())
+        .take_while(|&id| data_path(&template.join(&part), id).exists())
         .collect();
     assert!(ids.len() >= 4, "need several sealed files, got {ids:?}");
     Ok(Fixture {
         _dir: dir,
         template,
+        part,
         model,
         ids,
     })
 }
 
 impl Fixture {
+    /// The partition's directory in the database at `root` (a copy).
+    fn part_dir(&self, root: &Path) -> PathBuf {
+        root.join(&self.part)
+    }
+
     /// A fresh copy of the database, and the damaged record of its second data
     /// file (a sealed file) with the byte `pick` chooses within it flipped.
     fn damaged_copy(&self, pick: Pick) -> (tempfile::TempDir, u32, Rec, usize) {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&self.template, dir.path());
         let id = self.ids[1];
-        let path = data_path(dir.path(), id);
+        let path = data_path(&self.part_dir(dir.path()), id);
         let mut bytes = std::fs::read(&path).unwrap();
         let mut recs = records(&bytes);
         let rec = recs.swap_remove(recs.len() / 2);
@@ -127,18 +136,15 @@ async fn damaged_record_without_hint_fails_the_open() -> caskade::Result<()> {
     let fx = fixture().await?;
     for (what, pick) in picks() {
         let (dir, id, rec, flip) = fx.damaged_copy(pick);
-        std::fs::remove_file(hint_path(dir.path(), id)).unwrap();
-        let damaged = std::fs::read(data_path(dir.path(), id)).unwrap();
+        let pdir = fx.part_dir(dir.path());
+        std::fs::remove_file(hint_path(&pdir, id)).unwrap();
+        let damaged = std::fs::read(data_path(&pdir, id)).unwrap();
 
         let db = open_small_files(dir.path()).await?;
         for attempt in 0..2 {
             match db.partition("p").await {
                 Err(Error::Corrupt { file, offset, .. }) => {
-                    assert_eq!(
-                        file,
-                        data_path(dir.path(), id),
-                        "{what}: the damaged file is named"
-                    );
+                    assert_eq!(file, data_path(&pdir, id), "{what}: the damaged file is named");
                     let offset = offset as usize;
                     assert!(
                         (rec.offset..=flip).contains(&offset),
@@ -151,13 +157,9 @@ async fn damaged_record_without_hint_fails_the_open() -> caskade::Result<()> {
         }
         db.close().await?;
         // Nothing was repaired, truncated or hinted behind the user's back.
-        assert_eq!(
-            std::fs::read(data_path(dir.path(), id)).unwrap(),
-            damaged,
-            "{what}"
-        );
+        assert_eq!(std::fs::read(data_path(&pdir, id)).unwrap(), damaged, "{what}");
         assert!(
-            !hint_path(dir.path(), id).exists(),
+            !hint_path(&pdir, id).exists(),
             "{what}: no hint for a corrupt file"
         );
     }
@@ -169,6 +171,7 @@ async fn damaged_record_with_hint_fails_only_its_get() -> caskade::Result<()> {
     let fx = fixture().await?;
     for (what, pick) in picks() {
         let (dir, id, rec, _) = fx.damaged_copy(pick);
+        let pdir = fx.part_dir(dir.path());
         let db = open_small_files(dir.path()).await?;
         // The hint is trusted for locations, so the open does not read the record.
         let p = db.partition("p").await?;
@@ -177,7 +180,7 @@ async fn damaged_record_with_hint_fails_only_its_get() -> caskade::Result<()> {
             if *k == rec.key {
                 match got {
                     Err(Error::Corrupt { file, offset, .. }) => {
-                        assert_eq!(file, data_path(dir.path(), id), "{what}");
+                        assert_eq!(file, data_path(&pdir, id), "{what}");
                         assert_eq!(offset, rec.offset as u64, "{what}: the record's offset");
                     }
                     other => panic!("{what}: expected Corrupt for the damaged key, got {other:?}"),
@@ -186,7 +189,7 @@ async fn damaged_record_with_hint_fails_only_its_get() -> caskade::Result<()> {
                 assert_eq!(got?.as_deref(), Some(&v[..]), "{what}: key {k:?}");
             }
         }
-        let snap = p.snapshot();
+        let snap = p.snapshot().await.unwrap();
         let errors = snap.iter().filter(Result::is_err).count();
         assert_eq!(
             (snap.len(), errors),
@@ -219,12 +222,13 @@ async fn damaged_data_file_header_fails_the_open() -> caskade::Result<()> {
     for (id, byte, remove_hint) in cases {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&fx.template, dir.path());
-        let path = data_path(dir.path(), id);
+        let pdir = fx.part_dir(dir.path());
+        let path = data_path(&pdir, id);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[byte] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         if remove_hint {
-            std::fs::remove_file(hint_path(dir.path(), id)).unwrap();
+            std::fs::remove_file(hint_path(&pdir, id)).unwrap();
         }
         let db = open_small_files(dir.path()).await?;
         match db.partition("p").await {

@@ -19,8 +19,9 @@ async fn open(disk: &SimDisk, d: Durability, max_file_size: u64) -> caskade::Res
 }
 
 /// The partition's whole content, read through a snapshot.
-fn contents(p: &Partition) -> caskade::Result<Model> {
+async fn contents(p: &Partition) -> caskade::Result<Model> {
     p.snapshot()
+        .await?
         .iter()
         .map(|e| e.map(|(k, v)| (text(&k), text(&v))))
         .collect()
@@ -89,7 +90,7 @@ async fn always_keeps_every_acknowledged_write_across_power_loss() -> caskade::R
         disk.power_loss(true);
         drop((p, db));
         let (db, p) = open(&disk, Durability::Always, 4096).await?;
-        assert_same(&contents(&p)?, &model, &format!("seed {seed}"));
+        assert_same(&contents(&p).await?, &model, &format!("seed {seed}"));
         assert!(data_files(&disk) >= 3, "seed {seed}: the workload must rotate");
         db.close().await?;
     }
@@ -112,7 +113,7 @@ async fn os_buffered_keeps_synced_writes_and_a_prefix_of_the_rest() -> caskade::
         drop((p, db));
 
         let (db, p) = open(&disk, Durability::OsBuffered, 64 << 20).await?;
-        let mut state = contents(&p)?;
+        let mut state = contents(&p).await?;
         let mut survivors = 0;
         for i in 0..TAIL {
             let got = state.remove(&format!("t{i}"));
@@ -224,7 +225,7 @@ async fn process_crash_loses_nothing_under_any_policy() -> caskade::Result<()> {
         disk.process_crash();
         drop((p, db));
         let (db, p) = open(&disk, d, 4096).await?;
-        assert_same(&contents(&p)?, &model, &format!("{d:?}"));
+        assert_same(&contents(&p).await?, &model, &format!("{d:?}"));
         assert!(data_files(&disk) >= 3, "{d:?}: the workload must rotate");
         db.close().await?;
     }

@@ -94,7 +94,11 @@ async fn fault_on_put(op: SimOp, fault: SimFault, how: Restart) -> caskade::Resu
     assert_eq!(disk.faults_injected(), 1, "{ctx}");
     // No version was published for the failed write.
     assert_eq!(p.get("k2").await?.as_deref(), Some(&b"value-2"[..]), "{ctx}");
-    assert_eq!(p.snapshot().get("k2")?.as_deref(), Some(&b"value-2"[..]), "{ctx}");
+    assert_eq!(
+        p.snapshot().await.unwrap().get("k2")?.as_deref(),
+        Some(&b"value-2"[..]),
+        "{ctx}"
+    );
     disk.clear_faults();
     assert_poisoned(&p, &acked, &ctx).await?;
     // Sticky: still poisoned on a second round.
@@ -188,7 +192,11 @@ async fn fault_on_rotation(op: SimOp, failed_op: &str, how: Restart) -> caskade:
 
     let (db, p) = restart(&disk, db, p, how).await?;
     assert_acked(&p, &acked, &ctx).await?;
-    assert_eq!(p.snapshot().len(), acked.len(), "{ctx}: only acknowledged keys");
+    assert_eq!(
+        p.snapshot().await.unwrap().len(),
+        acked.len(),
+        "{ctx}: only acknowledged keys"
+    );
     // The reopened partition rotates fine and keeps everything.
     for j in 0..100 {
         let k = format!("n{j}");

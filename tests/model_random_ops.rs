@@ -56,8 +56,8 @@ fn random_value(rng: &mut StdRng) -> Vec<u8> {
     (0..len).map(|_| rng.random()).collect()
 }
 
-fn contents(p: &Partition) -> caskade::Result<Model> {
-    let snap = p.snapshot();
+async fn contents(p: &Partition) -> caskade::Result<Model> {
+    let snap = p.snapshot().await.unwrap();
     let mut out = Model::new();
     for entry in snap.iter() {
         let (k, v) = entry?;
@@ -88,7 +88,7 @@ fn assert_state(got: &Model, want: &Model, ctx: &str) {
 
 /// Full check after a reopen: iteration, `get` and `contains_key` of every key.
 async fn check_all(p: &Partition, model: &Model, ctx: &str) -> caskade::Result<()> {
-    assert_state(&contents(p)?, model, ctx);
+    assert_state(&contents(p).await?, model, ctx);
     for i in 0..KEY_SPACE {
         let k = key_of(i);
         let want = model.get(&k).map(|v| Bytes::copy_from_slice(v));
@@ -167,7 +167,7 @@ async fn run(seed: u64, setup: Setup, steps: usize) -> caskade::Result<()> {
             }
             75..79 => {
                 // A snapshot is isolated from later writes.
-                let snap = p.snapshot();
+                let snap = p.snapshot().await.unwrap();
                 let before = model.clone();
                 for _ in 0..3 {
                     let (k, v) = (key_of(rng.random_range(0..KEY_SPACE)), random_value(&mut rng));
@@ -180,7 +180,7 @@ async fn run(seed: u64, setup: Setup, steps: usize) -> caskade::Result<()> {
                     seen.insert(k.to_vec(), v.to_vec());
                 }
                 assert_state(&seen, &before, &format!("{ctx}: old snapshot"));
-                assert_state(&contents(&p)?, &model, &format!("{ctx}: new snapshot"));
+                assert_state(&contents(&p).await?, &model, &format!("{ctx}: new snapshot"));
             }
             79..83 => p.sync().await?,
             83..86 => {

@@ -3,11 +3,14 @@
 //! its typed error and writes or creates nothing; the largest valid key and
 //! value are accepted and round-trip.
 
-use std::collections::BTreeMap;
+mod common;
+use common::partition_dir;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use caskade::{Db, DbBuilder, Durability, Error, MAX_KEY_LEN, Partition};
+use caskade::{Db, DbBuilder, Durability, Error, MAX_KEY_LEN, Partition, PartitionOptions};
 
 const MAX_VALUE: usize = 1024;
 
@@ -19,9 +22,9 @@ async fn open(root: &Path) -> caskade::Result<Db> {
         .await
 }
 
-/// Total size of the partition's data files.
-fn data_bytes(root: &Path) -> u64 {
-    std::fs::read_dir(root.join("partitions/p"))
+/// Total size of the data files in partition directory `dir`.
+fn data_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".data"))
@@ -64,7 +67,7 @@ fn is_value_too_large<T: std::fmt::Debug>(r: caskade::Result<T>) {
 }
 
 async fn assert_state(p: &Partition, want: &[(&str, &str)]) -> caskade::Result<()> {
-    let snap = p.snapshot();
+    let snap = p.snapshot().await.unwrap();
     assert_eq!(snap.len(), want.len());
     for (k, v) in want {
         assert_eq!(p.get(k).await?.as_deref(), Some(v.as_bytes()), "key {k}");
@@ -77,8 +80,9 @@ async fn bad_keys_and_values_are_rejected_and_write_nothing() -> caskade::Result
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).await?;
     let p = db.partition("p").await?;
+    let pdir = partition_dir(&db, "p");
     p.put("base", "x").await?;
-    let size = data_bytes(dir.path());
+    let size = data_bytes(&pdir);
 
     is_empty_key(p.put("", "v").await);
     is_empty_key(p.delete("").await);
@@ -94,11 +98,11 @@ async fn bad_keys_and_values_are_rejected_and_write_nothing() -> caskade::Result
     is_value_too_large(p.put("base", vec![7u8; MAX_VALUE + 1]).await);
     is_value_too_large(p.put("new", vec![7u8; MAX_VALUE + 1]).await);
 
-    assert_eq!(data_bytes(dir.path()), size, "a rejected write appends nothing");
+    assert_eq!(data_bytes(&pdir), size, "a rejected write appends nothing");
     assert_state(&p, &[("base", "x")]).await?;
     p.sync().await?;
     db.close().await?;
-    assert_eq!(data_bytes(dir.path()), size);
+    assert_eq!(data_bytes(&pdir), size);
     Ok(())
 }
 
@@ -109,6 +113,7 @@ async fn largest_key_and_value_round_trip() -> caskade::Result<()> {
     let value = vec![b'V'; MAX_VALUE];
     let db = open(dir.path()).await?;
     let p = db.partition("p").await?;
+    let hint = partition_dir(&db, "p").join("00000001.hint");
     p.put(&key, &value).await?;
     assert_eq!(p.get(&key).await?.as_deref(), Some(&value[..]));
     assert!(p.contains_key(&key).await?);
@@ -116,14 +121,19 @@ async fn largest_key_and_value_round_trip() -> caskade::Result<()> {
     // the key ends up in a sealed file and its hint.
     p.put("after", "rotation").await?;
     db.close().await?;
-    assert!(dir.path().join("partitions/p/00000001.hint").exists());
+    assert!(hint.exists());
 
     for drop_hints in [false, true] {
         if drop_hints {
-            std::fs::remove_file(dir.path().join("partitions/p/00000001.hint")).unwrap();
+            std::fs::remove_file(&hint).unwrap();
         }
         let db = open(dir.path()).await?;
         let p = db.partition("p").await?;
+        assert_eq!(
+            partition_dir(&db, "p").join("00000001.hint"),
+            hint,
+            "same directory"
+        );
         assert_eq!(
             p.get(&key).await?.as_deref(),
             Some(&value[..]),
@@ -149,7 +159,8 @@ async fn batch_with_one_bad_op_applies_none() -> caskade::Result<()> {
     let p = db.partition("p").await?;
     p.put("a", "1").await?;
     p.put("b", "2").await?;
-    let size = data_bytes(dir.path());
+    let pdir = partition_dir(&db, "p");
+    let size = data_bytes(&pdir);
     let long = vec![b'k'; MAX_KEY_LEN + 1];
     let big = vec![0u8; MAX_VALUE + 1];
 
@@ -183,11 +194,7 @@ async fn batch_with_one_bad_op_applies_none() -> caskade::Result<()> {
                 "long key put" | "long key delete" => is_key_too_large(r),
                 _ => is_value_too_large(r),
             }
-            assert_eq!(
-                data_bytes(dir.path()),
-                size,
-                "{what} at {position}: nothing written"
-            );
+            assert_eq!(data_bytes(&pdir), size, "{what} at {position}: nothing written");
             assert_state(&p, &[("a", "1"), ("b", "2")]).await?;
         }
     }
@@ -208,33 +215,91 @@ async fn invalid_partition_names_create_nothing() -> caskade::Result<()> {
     let root = dir.path().join("db");
     let db = Db::open(&root).await?;
     let before = tree(dir.path());
-    let too_long = "z".repeat(65);
+    let (too_long, too_long_wide) = ("z".repeat(256), "é".repeat(128)); // 256 bytes each
+    // (name, as the error shows it: control characters escaped, at most 80 characters)
     let bad = [
-        "",
-        ".",
-        "..",
-        "../escape",
-        "/abs",
-        "a/b",
-        "a\\b",
-        "Users",
-        "a b",
-        "a.b",
-        "é",
-        "a\0",
-        &too_long,
+        ("", String::new()),
+        ("a\0", r"a\0".to_owned()),
+        ("a\nb", r"a\nb".to_owned()),
+        ("\u{1b}[31m", r"\u{1b}[31m".to_owned()),
+        ("\u{7f}", r"\u{7f}".to_owned()),
+        ("\u{85}", r"\u{85}".to_owned()),
+        (too_long.as_str(), "z".repeat(80)),
+        (too_long_wide.as_str(), "é".repeat(80)),
     ];
-    for name in bad {
-        match db.partition(name).await {
-            Err(Error::InvalidPartitionName { name: shown, .. }) => assert_eq!(shown, name),
-            other => panic!("{name:?}: expected InvalidPartitionName, got {other:?}"),
+    for (name, want) in bad {
+        for create in [false, true] {
+            let r = match create {
+                false => db.partition(name).await,
+                true => db.create_partition(name, PartitionOptions::default()).await,
+            };
+            match r {
+                Err(Error::InvalidPartitionName { name: shown, .. }) => {
+                    assert_eq!(shown, want, "{name:?}");
+                    assert!(!shown.chars().any(char::is_control), "{shown:?}");
+                }
+                other => panic!("{name:?}: expected InvalidPartitionName, got {other:?}"),
+            }
         }
+        assert!(matches!(
+            db.describe_partition(name),
+            Err(Error::PartitionNotFound { .. })
+        ));
     }
+    assert!(db.list_partitions().is_empty());
     assert_eq!(tree(dir.path()), before, "nothing created in or next to the root");
 
     // The longest valid name works (so the check above is not vacuous).
-    db.partition(&"z".repeat(64)).await?.put("k", "v").await?;
-    assert!(root.join("partitions").join("z".repeat(64)).is_dir());
+    db.partition(&"z".repeat(255)).await?.put("k", "v").await?;
+    assert!(partition_dir(&db, &"z".repeat(255)).is_dir());
+    db.close().await
+}
+
+/// Names that would be dangerous as paths are just names: each partition
+/// gets its own directory inside the root, and the names survive a reopen
+/// byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn path_like_names_stay_inside_the_root() -> caskade::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let long_wide = format!("{}z", "é".repeat(127)); // 255 bytes
+    let long = "z".repeat(255);
+    let names = [
+        "../x", "..", ".", "/etc", "/abs", "a/b", "a\\b", "CON", "nul", "Users", "users", "a b", "é",
+        "e\u{301}", &long, &long_wide,
+    ];
+    let db = Db::open(&root).await?;
+    let mut dirs = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        db.partition(name).await?.put("k", i.to_string()).await?;
+        assert!(
+            dirs.insert(partition_dir(&db, name)),
+            "{name:?} shares a directory"
+        );
+    }
+    db.close().await?;
+    let outside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, ["db"], "nothing created next to the root");
+    let on_disk: BTreeSet<PathBuf> = std::fs::read_dir(root.join("partitions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(on_disk, dirs, "one directory per partition, nothing else");
+
+    let db = Db::open(&root).await?;
+    let mut sorted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    sorted.sort_unstable();
+    assert_eq!(db.list_partitions(), sorted);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            db.get(name, "k").await?.as_deref(),
+            Some(i.to_string().as_bytes()),
+            "{name:?}"
+        );
+    }
     db.close().await
 }
 

@@ -1,5 +1,8 @@
 //! Readers racing one writer (with file rotations) see only written values, never go back, and read their writes.
 
+mod common;
+use common::partition_dir;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -72,7 +75,7 @@ async fn reader(id: u64, p: Partition, progress: Arc<Progress>) -> caskade::Resu
         // must be visible (Acquire pairs with the writer's Release store).
         let floor = progress.acked[k].load(Ordering::Acquire);
         let got = if n % 4 == 0 {
-            p.snapshot().get(key(k))?
+            p.snapshot().await.unwrap().get(key(k))?
         } else {
             p.get(key(k)).await?
         };
@@ -150,8 +153,7 @@ async fn readers_see_only_written_values_in_order() -> caskade::Result<()> {
         let v = p.get(key(k)).await?.expect("every key was written");
         assert_eq!(round_of(k, &v), ROUNDS, "{}", key(k));
     }
-    let partition_dir = dir.path().join("partitions").join("p");
-    let data_files = std::fs::read_dir(&partition_dir)
+    let data_files = std::fs::read_dir(partition_dir(&db, "p"))
         .unwrap()
         .filter(|e| {
             e.as_ref()

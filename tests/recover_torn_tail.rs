@@ -1,12 +1,13 @@
 //! Recovery of a torn active file: every prefix recovers exactly the records it
 //! fully holds (a batch only whole), and bytes after the valid end (zeros,
-//! garbage, damaged or foreign records) are dropped and truncated away.
+//! garbage, damaged or foreign records) are dropped and truncated away. (What
+//! recovery keeps of the dropped bytes: `recover_kept_copies.rs`.)
 
 mod common;
-use common::copy_tree;
+use common::{copy_tree, partition_subdir};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use caskade::Db;
@@ -17,7 +18,8 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 /// (see src/format/data_file.rs and src/format/record.rs).
 const FILE_HEADER: u64 = 32;
 const RECORD_HEADER: u64 = 25;
-const ACTIVE: &str = "partitions/p/00000001.data";
+/// The active (only) data file of partition `p`, in its directory.
+const ACTIVE: &str = "00000001.data";
 /// A key no write set touches; used by the foreign record.
 const FORGED: &str = "forged";
 
@@ -76,16 +78,25 @@ fn apply(model: &mut Model, op: &Op) {
     };
 }
 
+/// A closed database to copy, and the keys to check in the copies.
+struct Template {
+    root: PathBuf,
+    /// The active file of partition `p`, relative to the root.
+    active: PathBuf,
+    /// Every key ever used.
+    universe: Vec<Vec<u8>>,
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     /// A closed database whose partition `p` holds every write set.
-    template: PathBuf,
+    template: Template,
+    /// The data file of partition `other`, relative to the root.
+    other_data: PathBuf,
     /// The active file's bytes.
     bytes: Vec<u8>,
     /// `(end offset, model)` after each write set, starting with the empty file.
     states: Vec<(u64, Model)>,
-    /// Every key ever used.
-    universe: Vec<Vec<u8>>,
 }
 
 async fn fixture() -> caskade::Result<Fixture> {
@@ -123,9 +134,11 @@ async fn fixture() -> caskade::Result<Fixture> {
         other.put(format!("x{i}"), "filler").await?;
     }
     other.put(FORGED, "from another file").await?;
+    let active = partition_subdir(&db, "p").join(ACTIVE);
+    let other_data = partition_subdir(&db, "other").join("00000001.data");
     db.close().await?;
 
-    let bytes = std::fs::read(template.join(ACTIVE)).unwrap();
+    let bytes = std::fs::read(template.join(&active)).unwrap();
     assert_eq!(bytes.len() as u64, end, "records laid out as the format says");
     assert!(states.len() > 20 && end > 600, "enough records to be meaningful");
     let mut universe: Vec<Vec<u8>> = write_sets()
@@ -140,10 +153,14 @@ async fn fixture() -> caskade::Result<Fixture> {
     universe.dedup();
     Ok(Fixture {
         _dir: dir,
-        template,
+        template: Template {
+            root: template,
+            active,
+            universe,
+        },
+        other_data,
         bytes,
         states,
-        universe,
     })
 }
 
@@ -154,17 +171,16 @@ impl Fixture {
 
     /// The last record of the other partition's data file.
     fn foreign_record(&self) -> Vec<u8> {
-        let other = std::fs::read(self.template.join("partitions/other/00000001.data")).unwrap();
+        let other = std::fs::read(self.template.root.join(&self.other_data)).unwrap();
         let len = (RECORD_HEADER as usize) + FORGED.len() + "from another file".len();
         other[other.len() - len..].to_vec()
     }
 }
 
-/// Restores a copy of the template whose active file holds `active`, opens
+/// Restores a copy of `template` whose active file holds `active`, opens
 /// it, and checks the recovered state and the truncated file length.
 async fn check_recovery(
-    template: &Path,
-    universe: &[Vec<u8>],
+    template: &Template,
     active: &[u8],
     want: &Model,
     want_len: u64,
@@ -172,12 +188,12 @@ async fn check_recovery(
 ) -> caskade::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("db");
-    copy_tree(template, &root);
-    std::fs::write(root.join(ACTIVE), active).unwrap();
+    copy_tree(&template.root, &root);
+    std::fs::write(root.join(&template.active), active).unwrap();
 
     let db = Db::open(&root).await?;
     let p = db.partition("p").await?;
-    for k in universe {
+    for k in &template.universe {
         let got = p.get(k).await?.map(|b| b.to_vec());
         assert_eq!(
             got.as_ref(),
@@ -186,8 +202,12 @@ async fn check_recovery(
             String::from_utf8_lossy(k)
         );
     }
-    assert_eq!(p.snapshot().len(), want.len(), "{what}: live key count");
-    let len = std::fs::metadata(root.join(ACTIVE)).unwrap().len();
+    assert_eq!(
+        p.snapshot().await.unwrap().len(),
+        want.len(),
+        "{what}: live key count"
+    );
+    let len = std::fs::metadata(root.join(&template.active)).unwrap().len();
     assert_eq!(len, want_len, "{what}: active file truncated to its valid prefix");
     db.close().await
 }
@@ -210,7 +230,7 @@ async fn every_truncation_recovers_the_complete_prefix() -> caskade::Result<()> 
         tasks.spawn(async move {
             let what = format!("cut at {cut}");
             let prefix = &fx.bytes[..cut as usize];
-            check_recovery(&fx.template, &fx.universe, prefix, &model, end, &what).await
+            check_recovery(&fx.template, prefix, &model, end, &what).await
         });
         if tasks.len() >= 8 {
             tasks.join_next().await.unwrap().unwrap()?;
@@ -230,7 +250,7 @@ async fn trailing_zeros_are_dropped() -> caskade::Result<()> {
         let mut bytes = fx.bytes.clone();
         bytes.resize(bytes.len() + n, 0);
         let what = format!("{n} zero bytes appended");
-        check_recovery(&fx.template, &fx.universe, &bytes, &model, end, &what).await?;
+        check_recovery(&fx.template, &bytes, &model, end, &what).await?;
     }
     Ok(())
 }
@@ -249,7 +269,7 @@ async fn trailing_garbage_is_dropped() -> caskade::Result<()> {
             x as u8
         }));
         let what = format!("{n} random bytes appended");
-        check_recovery(&fx.template, &fx.universe, &bytes, &model, end, &what).await?;
+        check_recovery(&fx.template, &bytes, &model, end, &what).await?;
     }
     Ok(())
 }
@@ -267,7 +287,7 @@ async fn bit_flipped_copy_of_the_last_record_is_dropped() -> caskade::Result<()>
         copy[i] ^= 1 << (i % 8);
         let bytes = [&fx.bytes[..], &copy].concat();
         let what = format!("copy of the last record with byte {i} flipped appended");
-        check_recovery(&fx.template, &fx.universe, &bytes, &model, end, &what).await?;
+        check_recovery(&fx.template, &bytes, &model, end, &what).await?;
     }
     Ok(())
 }
@@ -282,125 +302,33 @@ async fn record_from_another_file_is_dropped() -> caskade::Result<()> {
         FORGED.as_bytes()
     );
     let bytes = [&fx.bytes[..], &foreign].concat();
-    check_recovery(&fx.template, &fx.universe, &bytes, &model, end, "foreign record").await?;
+    check_recovery(&fx.template, &bytes, &model, end, "foreign record").await?;
 
     // After recovery the partition appends at the valid end: a new write and
     // the old state survive one more reopen, and the foreign key never appears.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("db");
-    copy_tree(&fx.template, &root);
-    std::fs::write(root.join(ACTIVE), &bytes).unwrap();
+    copy_tree(&fx.template.root, &root);
+    std::fs::write(root.join(&fx.template.active), &bytes).unwrap();
     let db = Db::open(&root).await?;
     db.partition("p").await?.put("after", "recovery").await?;
     db.close().await?;
     let mut want = model.clone();
     want.insert(b"after".to_vec(), b"recovery".to_vec());
-    let mut universe = fx.universe.clone();
+    let mut universe = fx.template.universe.clone();
     universe.push(b"after".to_vec());
     let want_len = end + RECORD_HEADER + 5 + 8;
-    let recovered = std::fs::read(root.join(ACTIVE)).unwrap();
+    let recovered = std::fs::read(root.join(&fx.template.active)).unwrap();
     assert_eq!(
         &recovered[..end as usize],
         &fx.bytes[..],
         "valid prefix kept byte for byte"
     );
-    check_recovery(&root, &universe, &recovered, &want, want_len, "after a write").await
-}
-
-/// A damaged record in the middle of the active file ends the valid prefix
-/// like a torn tail does, but recovery never destroys the bytes it drops: it
-/// keeps a durable copy next to the data file before truncating.
-#[tokio::test]
-async fn dropped_bytes_are_kept_in_a_copy() -> caskade::Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await?;
-    let p = db.partition("p").await?;
-    for i in 0..100u32 {
-        p.put(i.to_be_bytes(), [7u8; 100]).await?;
-    }
-    db.close().await?;
-    let pdir = dir.path().join("partitions/p");
-    let path = pdir.join("00000001.data");
-    let original = std::fs::read(&path).unwrap();
-    let rec = 25 + 4 + 100;
-    let bad_at = 32 + 10 * rec;
-    let mut bytes = original.clone();
-    bytes[bad_at + 60] ^= 1;
-    std::fs::write(&path, &bytes).unwrap();
-
-    let db = Db::open(dir.path()).await?;
-    let p = db.partition("p").await?;
-    assert_eq!(p.snapshot().len(), 10, "records before the damage are served");
-    db.close().await?;
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), bad_at as u64);
-    let copy = std::fs::read(pdir.join(format!("00000001.data.dropped-{bad_at}-0"))).unwrap();
-    assert_eq!(copy, bytes[bad_at..], "the dropped bytes are kept verbatim");
-    Ok(())
-}
-
-/// Two recoveries stopping at the same offset keep both copies: a later
-/// recovery never overwrites what an earlier one preserved.
-#[tokio::test]
-async fn a_second_recovery_never_overwrites_a_kept_copy() -> caskade::Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await?;
-    let p = db.partition("p").await?;
-    for i in 0..20u32 {
-        p.put(i.to_be_bytes(), [7u8; 100]).await?;
-    }
-    db.close().await?;
-    let pdir = dir.path().join("partitions/p");
-    let path = pdir.join("00000001.data");
-    let rec = 25 + 4 + 100;
-    let bad_at = 32 + 5 * rec;
-    let flip = |path: &Path| {
-        let mut bytes = std::fs::read(path).unwrap();
-        bytes[bad_at + 60] ^= 1;
-        std::fs::write(path, &bytes).unwrap();
-        bytes[bad_at..].to_vec()
+    let active = fx.template.active.clone();
+    let after = Template {
+        root,
+        active,
+        universe,
     };
-    let first = flip(&path);
-    let db = Db::open(dir.path()).await?;
-    let p = db.partition("p").await?;
-    // The next writes land at the same offset; damage them the same way.
-    for i in 100..110u32 {
-        p.put(i.to_be_bytes(), [9u8; 100]).await?;
-    }
-    db.close().await?;
-    let second = flip(&path);
-    let db = Db::open(dir.path()).await?;
-    assert_eq!(db.partition("p").await?.snapshot().len(), 5);
-    db.close().await?;
-    let kept = |n: u32| std::fs::read(pdir.join(format!("00000001.data.dropped-{bad_at}-{n}"))).unwrap();
-    assert_eq!(kept(0), first, "the first copy must survive the second recovery");
-    assert_eq!(kept(1), second);
-    Ok(())
-}
-
-/// A record cut short by the end of the file (its header intact) is an
-/// unfinished write, not damage: it is cut without a copy.
-#[tokio::test]
-async fn a_torn_final_record_is_cut_without_a_copy() -> caskade::Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await?;
-    let p = db.partition("p").await?;
-    for i in 0..5u32 {
-        p.put(i.to_be_bytes(), [7u8; 100]).await?;
-    }
-    db.close().await?;
-    let pdir = dir.path().join("partitions/p");
-    let path = pdir.join("00000001.data");
-    let len = std::fs::metadata(&path).unwrap().len();
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(len - 40).unwrap();
-    drop(file);
-    let db = Db::open(dir.path()).await?;
-    assert_eq!(db.partition("p").await?.snapshot().len(), 4);
-    db.close().await?;
-    let names: Vec<String> = std::fs::read_dir(&pdir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(!names.iter().any(|n| n.contains("dropped")), "{names:?}");
-    Ok(())
+    check_recovery(&after, &recovered, &want, want_len, "after a write").await
 }

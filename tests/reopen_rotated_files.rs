@@ -2,7 +2,7 @@
 //! state written, whether its hint files are intact, missing, or damaged.
 
 mod common;
-use common::open_small_files;
+use common::{open_small_files, partition_dir};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -41,10 +41,6 @@ fn value(rng: &mut Rng, tag: u64) -> Vec<u8> {
     let mut v = format!("v{tag}-").into_bytes();
     v.extend((0..len).map(|i| b'a' + ((tag as usize + i) % 26) as u8));
     v
-}
-
-fn part_dir(root: &Path) -> PathBuf {
-    root.join("partitions").join(PARTITION)
 }
 
 /// Applies `steps` random operations (puts, overwrites, deletes, empty values,
@@ -97,7 +93,7 @@ async fn assert_matches(p: &Partition, model: &Model) -> caskade::Result<()> {
         );
         assert_eq!(p.contains_key(&k).await?, model.contains_key(&k));
     }
-    let snap = p.snapshot();
+    let snap = p.snapshot().await.unwrap();
     assert_eq!(snap.len(), model.len());
     let mut all = Model::new();
     for entry in snap.iter() {
@@ -138,17 +134,20 @@ fn hint_path(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("{id:08}.hint"))
 }
 
-/// Writes the workload into a fresh database and closes it; returns the model
-/// and the hints rotation wrote (one per sealed file).
-async fn build(root: &Path) -> caskade::Result<(Model, BTreeMap<String, Vec<u8>>)> {
+/// What [`build`] returns: the model, the hints rotation wrote (one per
+/// sealed file), and the partition's directory.
+type Built = (Model, BTreeMap<String, Vec<u8>>, PathBuf);
+
+/// Writes the workload into a fresh database and closes it.
+async fn build(root: &Path) -> caskade::Result<Built> {
     let db = open_small_files(root).await?;
     let p = db.partition(PARTITION).await?;
     let mut model = Model::new();
     workload(&p, &mut model, 0x9e37_79b9_7f4a_7c15, 900).await?;
     assert_matches(&p, &model).await?;
+    let dir = partition_dir(&db, PARTITION);
     db.close().await?;
 
-    let dir = part_dir(root);
     let ids = data_ids(&dir);
     assert!(
         ids.len() >= 5,
@@ -164,14 +163,19 @@ async fn build(root: &Path) -> caskade::Result<(Model, BTreeMap<String, Vec<u8>>
         sealed,
         "one hint per sealed file"
     );
-    Ok((model, hints))
+    Ok((model, hints, dir))
 }
 
 /// Reopens, checks the state, keeps writing (sequence numbers must continue
 /// above every recovered one), and checks again after one more reopen.
-async fn reopen_check_continue(root: &Path, model: &mut Model) -> caskade::Result<()> {
+async fn reopen_check_continue(root: &Path, pdir: &Path, model: &mut Model) -> caskade::Result<()> {
     let db = open_small_files(root).await?;
     let p = db.partition(PARTITION).await?;
+    assert_eq!(
+        partition_dir(&db, PARTITION),
+        pdir,
+        "the partition keeps its directory"
+    );
     assert_matches(&p, model).await?;
     workload(&p, model, 0x0123_4567_89ab_cdef, 150).await?;
     assert_matches(&p, model).await?;
@@ -186,24 +190,19 @@ async fn reopen_check_continue(root: &Path, model: &mut Model) -> caskade::Resul
 #[tokio::test(flavor = "multi_thread")]
 async fn reopen_with_hints() -> caskade::Result<()> {
     let dir = tempfile::tempdir().unwrap();
-    let (mut model, before) = build(dir.path()).await?;
+    let (mut model, before, pdir) = build(dir.path()).await?;
     let db = open_small_files(dir.path()).await?;
     let p = db.partition(PARTITION).await?;
     assert_matches(&p, &model).await?;
     db.close().await?;
-    assert_eq!(
-        hints(&part_dir(dir.path())),
-        before,
-        "an open with good hints leaves them alone"
-    );
-    reopen_check_continue(dir.path(), &mut model).await
+    assert_eq!(hints(&pdir), before, "an open with good hints leaves them alone");
+    reopen_check_continue(dir.path(), &pdir, &mut model).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reopen_without_hints_scans_and_rewrites_them() -> caskade::Result<()> {
     let dir = tempfile::tempdir().unwrap();
-    let (mut model, before) = build(dir.path()).await?;
-    let pdir = part_dir(dir.path());
+    let (mut model, before, pdir) = build(dir.path()).await?;
     for name in before.keys() {
         std::fs::remove_file(pdir.join(name)).unwrap();
     }
@@ -216,14 +215,13 @@ async fn reopen_without_hints_scans_and_rewrites_them() -> caskade::Result<()> {
     assert_eq!(hints(&pdir), before, "the open rewrites every sealed file's hint");
     assert_matches(&p, &model).await?;
     db.close().await?;
-    reopen_check_continue(dir.path(), &mut model).await
+    reopen_check_continue(dir.path(), &pdir, &mut model).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reopen_with_damaged_hints_ignores_them() -> caskade::Result<()> {
     let dir = tempfile::tempdir().unwrap();
-    let (mut model, before) = build(dir.path()).await?;
-    let pdir = part_dir(dir.path());
+    let (mut model, before, pdir) = build(dir.path()).await?;
     let ids = data_ids(&pdir);
 
     // A byte flipped in the middle of one hint.
@@ -262,5 +260,5 @@ async fn reopen_with_damaged_hints_ignores_them() -> caskade::Result<()> {
         "damaged hints are rewritten from their data files"
     );
     db.close().await?;
-    reopen_check_continue(dir.path(), &mut model).await
+    reopen_check_continue(dir.path(), &pdir, &mut model).await
 }

@@ -7,6 +7,7 @@
 //! error that callers map to [`Error::Corrupt`](crate::Error::Corrupt) with the
 //! file and offset.
 
+pub(crate) mod catalog;
 pub(crate) mod data_file;
 pub(crate) mod hint;
 pub(crate) mod manifest;

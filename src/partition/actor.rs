@@ -13,17 +13,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use flume::Receiver;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
+use crate::options::parse_int;
 use crate::snapshot::{SnapshotCell, Version};
+use crate::stats::Counters;
 use crate::storage::{Backend, StorageLock};
 
 use super::files::ensure_dir;
 use super::intake::{Arrival, Intake};
-use super::writer::{WriteSet, Writer};
+use super::writer::{Op, WriteSet, Writer};
 
 /// A message to the actor. Each carries the sender its answer goes to.
 #[derive(Debug)]
@@ -33,14 +36,27 @@ pub(crate) enum Request {
         set: WriteSet,
         reply: oneshot::Sender<Result<usize>>,
     },
+    /// Add `by` to the integer value of `key` (0 if missing); answers the result.
+    Incr {
+        key: Bytes,
+        by: i64,
+        reply: oneshot::Sender<Result<i64>>,
+    },
     /// Make everything acknowledged so far durable.
     Sync { reply: oneshot::Sender<Result<()>> },
-    /// Drain, sync, close the files, then answer and stop.
-    Shutdown { reply: oneshot::Sender<Result<()>> },
+    /// Drain, sync, close the files, then answer and stop. With `retire`
+    /// (eviction, drop) the partition's cell is emptied too, releasing the
+    /// index; without (the database closing) the last version stays.
+    /// The answer: whether the close was clean (the writer was not
+    /// poisoned, so everything acknowledged is synced).
+    Shutdown {
+        reply: oneshot::Sender<Result<bool>>,
+        retire: bool,
+    },
 }
 
 /// What the opening side receives once recovery finished on the actor thread.
-pub(crate) type Opened = Result<crate::sync::Arc<SnapshotCell<Version>>>;
+pub(crate) type Opened = Result<()>;
 
 /// Everything the actor thread needs.
 #[derive(Debug)]
@@ -49,6 +65,12 @@ pub(crate) struct ActorSpec {
     pub(crate) fs: Backend,
     pub(crate) dir: PathBuf,
     pub(crate) cfg: Arc<Config>,
+    /// Where versions are published (the partition's, across incarnations).
+    pub(crate) cell: crate::sync::Arc<SnapshotCell<Version>>,
+    pub(crate) stats: Arc<Counters>,
+    /// This process closed the partition cleanly since it last opened it:
+    /// its files and directory are durable, so recovery skips its syncs.
+    pub(crate) clean: bool,
     /// The database lock, held until this actor has closed its files.
     pub(crate) lock: Arc<Box<dyn StorageLock>>,
     /// Ownership of the partition directory, held for the actor's whole life.
@@ -72,12 +94,21 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
             let _stopped_on_exit = spec.stopped;
             let span = tracing::info_span!("partition", name = %spec.name);
             let _entered = span.enter();
-            let writer = ensure_dir(&*spec.fs, &spec.dir).and_then(|()| {
+            // After this process's own clean close the directory is durable.
+            let dir_ready = if spec.clean {
+                Ok(())
+            } else {
+                ensure_dir(&*spec.fs, &spec.dir)
+            };
+            let writer = dir_ready.and_then(|()| {
                 Writer::open(
                     &spec.name,
                     Arc::clone(&spec.fs),
                     spec.dir.clone(),
                     Arc::clone(&spec.cfg),
+                    crate::sync::Arc::clone(&spec.cell),
+                    Arc::clone(&spec.stats),
+                    spec.clean,
                 )
             });
             match writer {
@@ -85,8 +116,8 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
                     tracing::debug!(keys = writer.len(), "partition opened");
                     // The opener may have given up (its future dropped); then
                     // nobody holds a sender either and `run` ends at once.
-                    let _ = opened.send(Ok(writer.cell()));
-                    run(spec.owner, spec.lock, &rx, &spec.cfg, writer);
+                    let _ = opened.send(Ok(()));
+                    run(spec.owner, spec.lock, &rx, &spec.cfg, &spec.stats, writer);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "partition failed to open");
@@ -102,7 +133,59 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
 /// A non-write request, handled after the group that precedes it.
 enum Control {
     Sync(oneshot::Sender<Result<()>>),
-    Shutdown(oneshot::Sender<Result<()>>),
+    Shutdown(oneshot::Sender<Result<bool>>, bool),
+}
+
+/// Where the answer to one write set of a group goes.
+enum Reply {
+    /// How many deletes removed a key.
+    Write(oneshot::Sender<Result<usize>>),
+    /// The incremented value.
+    Incr(oneshot::Sender<Result<i64>>, i64),
+}
+
+impl Reply {
+    fn send(self, outcome: Result<usize>) {
+        // A requester that stopped waiting (dropped future) needs no answer.
+        match (self, outcome) {
+            (Reply::Write(tx), r) => drop(tx.send(r)),
+            (Reply::Incr(tx, n), r) => drop(tx.send(r.map(|_| n))),
+        }
+    }
+}
+
+/// The value of `key` the group so far leaves: the last op on it among the
+/// group's pending sets, else the writer's (published) value.
+fn pending_value(writer: &Writer, sets: &[WriteSet], key: &[u8]) -> Result<Option<Bytes>> {
+    for set in sets.iter().rev() {
+        for op in set.ops.iter().rev() {
+            match op {
+                Op::Put { key: k, value } if &k[..] == key => return Ok(Some(value.clone())),
+                Op::Delete { key: k } if &k[..] == key => return Ok(None),
+                _ => {}
+            }
+        }
+    }
+    writer.get(key)
+}
+
+/// Computes an increment against the group's pending state: the put to
+/// make and the new value, or the error to answer (nothing written).
+fn increment(writer: &Writer, sets: &[WriteSet], key: Bytes, by: i64) -> Result<(WriteSet, i64)> {
+    let current = match pending_value(writer, sets, &key)? {
+        None => 0,
+        Some(v) => parse_int(&v).ok_or(Error::NotAnInteger)?,
+    };
+    let next = current
+        .checked_add(by)
+        .ok_or(Error::IntegerOverflow { current, by })?;
+    let value = Bytes::from(next.to_string());
+    Ok((
+        WriteSet {
+            ops: vec![Op::Put { key, value }],
+        },
+        next,
+    ))
 }
 
 /// The actor loop: wait for a request (or the interval-sync deadline), drain
@@ -115,10 +198,11 @@ fn run(
     lock: Arc<Box<dyn StorageLock>>,
     rx: &Receiver<Request>,
     cfg: &Config,
+    stats: &Counters,
     mut writer: Writer,
 ) {
     let mut sets: Vec<WriteSet> = Vec::new();
-    let mut replies: Vec<oneshot::Sender<Result<usize>>> = Vec::new();
+    let mut replies: Vec<Reply> = Vec::new();
     let mut intake = Intake::new(cfg.durability == Durability::Always);
     loop {
         let first = match intake.first(rx, writer.sync_deadline()) {
@@ -138,14 +222,25 @@ fn run(
                 Request::Write { set, reply } => {
                     bytes += set.encoded_len();
                     sets.push(set);
-                    replies.push(reply);
+                    replies.push(Reply::Write(reply));
                 }
+                Request::Incr { key, by, reply } => match increment(&writer, &sets, key, by) {
+                    Ok((set, next)) => {
+                        bytes += set.encoded_len();
+                        sets.push(set);
+                        replies.push(Reply::Incr(reply, next));
+                    }
+                    Err(e) => {
+                        // As for any reply: the requester may have gone.
+                        let _ = reply.send(Err(e));
+                    }
+                },
                 Request::Sync { reply } => {
                     control = Some(Control::Sync(reply));
                     break;
                 }
-                Request::Shutdown { reply } => {
-                    control = Some(Control::Shutdown(reply));
+                Request::Shutdown { reply, retire } => {
+                    control = Some(Control::Shutdown(reply, retire));
                     break;
                 }
             }
@@ -159,18 +254,17 @@ fn run(
             let started = Instant::now();
             let outcome = writer.commit(&sets);
             intake.committed(sets.len(), started.elapsed());
+            stats.group(sets.len());
             sets.clear();
             match outcome {
                 Ok(removed) => {
                     for (reply, n) in replies.drain(..).zip(removed) {
-                        // A requester that stopped waiting (dropped future) needs no answer.
-                        let _ = reply.send(Ok(n));
+                        reply.send(Ok(n));
                     }
                 }
                 Err(e) => {
                     for reply in replies.drain(..) {
-                        // As above.
-                        let _ = reply.send(Err(e.clone()));
+                        reply.send(Err(e.clone()));
                     }
                 }
             }
@@ -183,8 +277,14 @@ fn run(
                 // The caller may have stopped waiting; the sync happened regardless.
                 let _ = reply.send(writer.sync());
             }
-            Some(Control::Shutdown(reply)) => {
-                let result = writer.close();
+            Some(Control::Shutdown(reply, retire)) => {
+                let cell = writer.cell();
+                let clean = !writer.is_poisoned();
+                let result = writer.close().map(|()| clean);
+                if retire {
+                    // Releases the index (and the files, once readers let go).
+                    cell.publish(crate::sync::Arc::new(Version::retired()));
+                }
                 // Files are closed; give up the directory's ownership and our
                 // share of the database lock before answering, so a closed
                 // `Db` is really released.
@@ -199,8 +299,11 @@ fn run(
             }
         }
     }
-    // Every handle is gone: sync and close quietly.
+    // Every handle is gone (or the opening was abandoned): sync and close
+    // quietly, and release the index while still owning the directory.
+    let cell = writer.cell();
     if let Err(e) = writer.close() {
         tracing::error!(error = %e, "final sync failed");
     }
+    cell.publish(crate::sync::Arc::new(Version::retired()));
 }

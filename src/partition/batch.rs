@@ -85,7 +85,7 @@ impl Batch {
     ///
     /// # Errors
     /// The first invalid key or value added ([`Error::EmptyKey`],
-    /// [`Error::KeyTooLarge`], [`Error::ValueTooLarge`]) or
+    /// [`Error::KeyTooLarge`], [`Error::ValueTooLarge`], [`Error::SchemaViolation`]) or
     /// [`Error::BatchTooLarge`], with nothing written; otherwise as
     /// [`Partition::put`].
     pub async fn commit(self) -> Result<()> {

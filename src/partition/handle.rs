@@ -1,33 +1,26 @@
 //! [`Partition`]: the cloneable handle users hold.
 
 use std::sync::Arc as StdArc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::config::{Config, MAX_BATCH_BYTES, MAX_KEY_LEN};
+use crate::config::{MAX_BATCH_BYTES, MAX_KEY_LEN};
 use crate::error::{Error, Result};
-use crate::snapshot::{SnapshotCell, Version};
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::options::{PartitionOptions, parse_int};
+use crate::snapshot::Version;
+use crate::stats::PartitionStats;
+use crate::supervisor::Supervisor;
+use crate::supervisor::slot::Slot;
+use crate::sync::{Arc, Ordering};
 
 use super::actor::Request;
 use super::batch::Batch;
 use super::read;
 use super::view::Snapshot;
 use super::writer::{Op, WriteSet};
-
-/// State shared by every handle of one open partition.
-#[derive(Debug)]
-pub(crate) struct PartitionShared {
-    pub(crate) name: String,
-    pub(crate) tx: flume::Sender<Request>,
-    pub(crate) cell: Arc<SnapshotCell<Version>>,
-    pub(crate) cfg: StdArc<Config>,
-    /// Set when the `Db` closes; shared by all its partitions.
-    pub(crate) closed: StdArc<AtomicBool>,
-    /// Changes (its sender drops) when the actor thread has ended.
-    pub(crate) stopped: tokio::sync::watch::Receiver<()>,
-}
 
 /// A handle to one partition: cheap to clone, usable from many tasks.
 ///
@@ -36,6 +29,11 @@ pub(crate) struct PartitionShared {
 /// [`Durability::Always`](crate::Durability::Always), synced) and *published*:
 /// when a write method returns, every later read through any handle observes
 /// the write. Reads never wait for the writer.
+///
+/// The handle stays valid while the supervisor evicts and reopens the
+/// partition behind it: an operation on an evicted partition reopens it.
+/// After [`Db::drop_partition`](crate::Db::drop_partition) every operation
+/// fails with [`Error::PartitionDropped`].
 ///
 /// If a write's future is dropped before it completes, the write may or may
 /// not have been applied, but never partially.
@@ -51,33 +49,55 @@ pub(crate) struct PartitionShared {
 /// assert_eq!(users.get("ada").await?.as_deref(), Some(&b"lovelace"[..]));
 /// assert!(users.delete("ada").await?);
 /// assert_eq!(users.get("ada").await?, None);
+/// assert_eq!(users.incr("visits", 2).await?, 2);
+/// assert_eq!(users.get_int("visits").await?, Some(2));
 /// # db.close().await }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Partition {
-    shared: StdArc<PartitionShared>,
+    slot: StdArc<Slot>,
+    sup: StdArc<Supervisor>,
 }
 
 impl Partition {
-    pub(crate) fn new(shared: StdArc<PartitionShared>) -> Self {
-        Partition { shared }
-    }
-
-    pub(crate) fn shared(&self) -> &PartitionShared {
-        &self.shared
+    pub(crate) fn new(slot: StdArc<Slot>, sup: StdArc<Supervisor>) -> Self {
+        Partition { slot, sup }
     }
 
     /// The partition's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.slot.name
+    }
+
+    /// The options the partition was created with.
+    pub fn options(&self) -> &PartitionOptions {
+        &self.slot.options
+    }
+
+    /// The partition's statistics (see [`PartitionStats`] for what is exact).
+    pub fn stats(&self) -> PartitionStats {
+        self.slot.stats.snapshot(self.slot.gate.is_open())
     }
 
     fn check_open(&self) -> Result<()> {
         // Acquire pairs with the Release store in `Db::close`.
-        if self.shared.closed.load(Ordering::Acquire) {
+        if self.sup.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// The current published version, opening the partition if it is not
+    /// open (never opened in this process, or evicted).
+    async fn version(&self) -> Result<Arc<Version>> {
+        self.check_open()?;
+        loop {
+            let version = self.slot.cell.load();
+            if !version.retired {
+                return Ok(version);
+            }
+            self.sup.open(&self.slot).await?;
+        }
     }
 
     /// Sets `key` to `value`. An empty value is a value, not a delete.
@@ -85,15 +105,25 @@ impl Partition {
     /// When this returns, every later read through any handle observes the write.
     ///
     /// # Errors
-    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`]
-    /// (nothing is written); [`Error::Io`] if the write or sync failed (the
-    /// partition is then poisoned); [`Error::Poisoned`]; [`Error::Closed`].
+    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`],
+    /// [`Error::SchemaViolation`] (nothing is written); [`Error::Io`] if the
+    /// write or sync failed (the partition is then poisoned);
+    /// [`Error::Poisoned`]; [`Error::PartitionDropped`]; [`Error::Closed`].
     pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let op = Op::Put {
             key: check_key(key.as_ref())?,
             value: self.check_value(value.as_ref())?,
         };
         self.write(WriteSet { ops: vec![op] }).await.map(drop)
+    }
+
+    /// Sets `key` to the integer `value` (stored as decimal text, accepted
+    /// by every schema).
+    ///
+    /// # Errors
+    /// As [`Partition::put`].
+    pub async fn put_int(&self, key: impl AsRef<[u8]>, value: i64) -> Result<()> {
+        self.put(key, value.to_string()).await
     }
 
     /// Removes `key`; returns whether it was present.
@@ -107,44 +137,127 @@ impl Partition {
         self.write(WriteSet { ops: vec![op] }).await.map(|n| n > 0)
     }
 
+    /// Removes every key of `keys` atomically (one batch); returns how many
+    /// were present (a key listed twice counts once), like Redis `DEL`.
+    ///
+    /// # Errors
+    /// As [`Partition::put`]; an invalid key fails the whole call.
+    pub async fn delete_many<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = K>) -> Result<usize> {
+        let ops = keys
+            .into_iter()
+            .map(|k| check_key(k.as_ref()).map(|key| Op::Delete { key }))
+            .collect::<Result<Vec<_>>>()?;
+        if ops.is_empty() {
+            return Ok(0);
+        }
+        self.write(WriteSet { ops }).await
+    }
+
+    /// Adds `by` to the integer value of `key` and returns the result; a
+    /// missing key counts as 0. Runs inside the partition's writer, so
+    /// concurrent increments never lose an update. Works on every schema:
+    /// the value must be a canonical decimal integer (as Redis `INCRBY`).
+    ///
+    /// # Errors
+    /// [`Error::NotAnInteger`], [`Error::IntegerOverflow`] (nothing is
+    /// written); otherwise as [`Partition::put`].
+    pub async fn incr(&self, key: impl AsRef<[u8]>, by: i64) -> Result<i64> {
+        let key = check_key(key.as_ref())?;
+        self.slot.stats.writes.fetch_add(1, Relaxed);
+        self.request(|reply| Request::Incr { key, by, reply }).await
+    }
+
     /// The value of `key`, or `None`. One index lookup and one positional read
     /// of the record (checksum verified); never waits for the writer.
     ///
     /// # Errors
     /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::Io`],
-    /// [`Error::Corrupt`], [`Error::Closed`].
+    /// [`Error::Corrupt`], [`Error::PartitionDropped`], [`Error::Closed`].
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         check_key_len(key)?;
-        self.check_open()?;
+        let started = Instant::now();
         // A page-cache read never returns `Pending`: without this, a task
         // looping over `get` would never yield its worker to other tasks.
         tokio::task::coop::consume_budget().await;
-        let version = self.shared.cell.load();
-        match version.index.get(key) {
-            None => Ok(None),
-            Some(loc) if loc.len as usize <= self.shared.cfg.inline_read_limit => {
-                read::read_record(&version, *loc, Some(key)).map(|(_, v)| Some(v))
+        let version = self.version().await?;
+        self.slot.stats.reads.fetch_add(1, Relaxed);
+        let value = match version.index.get(key) {
+            None => None,
+            Some(loc) if loc.len as usize <= self.slot.cfg.inline_read_limit => {
+                Some(read::read_record(&version, *loc, Some(key))?.1)
             }
             Some(&loc) => {
                 // Large values are read on the blocking pool, off the runtime's workers.
                 let key = key.to_vec();
-                tokio::task::spawn_blocking(move || read::read_record(&version, loc, Some(&key)))
+                let read = tokio::task::spawn_blocking(move || read::read_record(&version, loc, Some(&key)))
                     .await
-                    .map_err(|e| Error::io("read", "(blocking task)", std::io::Error::other(e)))?
-                    .map(|(_, v)| Some(v))
+                    .map_err(|e| Error::io("read", "(blocking task)", std::io::Error::other(e)))?;
+                Some(read?.1)
             }
+        };
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.slot.stats.read_latency.record(took);
+        Ok(value)
+    }
+
+    /// The integer value of `key`, or `None`.
+    ///
+    /// # Errors
+    /// [`Error::NotAnInteger`] if the value is not a canonical decimal
+    /// integer; otherwise as [`Partition::get`].
+    pub async fn get_int(&self, key: impl AsRef<[u8]>) -> Result<Option<i64>> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(v) => parse_int(&v).map(Some).ok_or(Error::NotAnInteger),
         }
+    }
+
+    /// The values of `keys`, in order, all read from one snapshot.
+    ///
+    /// # Errors
+    /// As [`Partition::get`]; an invalid key fails the whole call.
+    pub async fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>> {
+        let keys: Vec<K> = keys.into_iter().collect();
+        for k in &keys {
+            check_key_len(k.as_ref())?;
+        }
+        let version = self.version().await?;
+        self.slot.stats.reads.fetch_add(keys.len() as u64, Relaxed);
+        keys.iter().map(|k| read::get(&version, k.as_ref())).collect()
     }
 
     /// Whether `key` is present (an index lookup, no I/O).
     ///
     /// # Errors
-    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::Closed`].
+    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::PartitionDropped`],
+    /// [`Error::Closed`].
     pub async fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         check_key_len(key.as_ref())?;
-        self.check_open()?;
-        Ok(self.shared.cell.load().index.contains_key(key.as_ref()))
+        let version = self.version().await?;
+        self.slot.stats.reads.fetch_add(1, Relaxed);
+        Ok(version.index.contains_key(key.as_ref()))
+    }
+
+    /// How many of `keys` are present, in one snapshot (a key listed twice
+    /// counts twice), like Redis `EXISTS`. No I/O.
+    ///
+    /// # Errors
+    /// As [`Partition::contains_key`].
+    pub async fn exists_many<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = K>) -> Result<usize> {
+        let version = self.version().await?;
+        let mut count = 0;
+        let mut looked = 0;
+        for k in keys {
+            check_key_len(k.as_ref())?;
+            looked += 1;
+            count += usize::from(version.index.contains_key(k.as_ref()));
+        }
+        self.slot.stats.reads.fetch_add(looked, Relaxed);
+        Ok(count)
     }
 
     /// Starts an atomic batch of puts and deletes.
@@ -157,47 +270,63 @@ impl Partition {
     ///
     /// # Errors
     /// [`Error::Io`] if the sync failed (the partition is then poisoned),
-    /// [`Error::Poisoned`], [`Error::Closed`].
+    /// [`Error::Poisoned`], [`Error::PartitionDropped`], [`Error::Closed`].
     pub async fn sync(&self) -> Result<()> {
-        self.check_open()?;
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Sync { reply }).await?;
-        self.reply(rx).await
+        self.request(|reply| Request::Sync { reply }).await
     }
 
-    /// A consistent point-in-time view of the partition.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.shared.cell.load())
+    /// A consistent point-in-time view of the partition (opening it if it
+    /// was evicted). The view stays readable after the partition is evicted
+    /// or the database closed, until dropped.
+    ///
+    /// # Errors
+    /// [`Error::PartitionDropped`], [`Error::Closed`], or why reopening failed.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot::new(self.version().await?))
     }
 
+    /// Validates a value against the size limit and the schema, and copies it.
     pub(crate) fn check_value(&self, value: &[u8]) -> Result<Bytes> {
-        let max = self.shared.cfg.max_value_len;
+        let max = self.slot.cfg.max_value_len;
         if value.len() > max {
             return Err(Error::ValueTooLarge {
                 len: value.len(),
                 max,
             });
         }
+        self.slot.options.check_value(&self.slot.name, value)?;
         Ok(Bytes::copy_from_slice(value))
     }
 
     pub(crate) async fn write(&self, set: WriteSet) -> Result<usize> {
-        self.check_open()?;
         let len = set.encoded_len();
         let max = MAX_BATCH_BYTES;
         if len > max {
             return Err(Error::BatchTooLarge { len, max });
         }
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Write { set, reply }).await?;
-        self.reply(rx).await
+        self.slot.stats.writes.fetch_add(1, Relaxed);
+        self.request(|reply| Request::Write { set, reply }).await
     }
 
-    /// Waits for the actor's answer. If the actor ends without answering
-    /// (the request was queued behind a shutdown, or the thread died), the
-    /// answer is `Closed`, never a hang.
-    async fn reply<T>(&self, mut rx: oneshot::Receiver<Result<T>>) -> Result<T> {
-        let mut stopped = self.shared.stopped.clone();
+    /// Sends a request to the partition's actor under a lease (opening the
+    /// partition if needed) and waits for the answer. If the actor ends
+    /// without answering (the thread died), the answer is `Closed`, never a
+    /// hang.
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Request) -> Result<T> {
+        self.check_open()?;
+        let lease = self.sup.lease(&self.slot).await?;
+        let (reply, mut rx) = oneshot::channel();
+        let req = match lease.inc.tx.try_send(make(reply)) {
+            Ok(()) => None,
+            Err(flume::TrySendError::Full(req)) => Some(req),
+            Err(flume::TrySendError::Disconnected(_)) => return Err(Error::Closed),
+        };
+        if let Some(req) = req {
+            // A full mailbox makes this wait: backpressure, not unbounded memory.
+            self.slot.stats.mailbox_full.fetch_add(1, Relaxed);
+            lease.inc.tx.send_async(req).await.map_err(|_| Error::Closed)?;
+        }
+        let mut stopped = lease.inc.stopped.clone();
         tokio::select! {
             biased;
             r = &mut rx => r.map_err(|_| Error::Closed)?,
@@ -205,11 +334,6 @@ impl Partition {
             // the actor's sender drops. A reply sent just before still counts.
             _ = stopped.changed() => rx.try_recv().map_err(|_| Error::Closed)?,
         }
-    }
-
-    async fn send(&self, req: Request) -> Result<()> {
-        // A full mailbox makes this wait: backpressure, not unbounded memory.
-        self.shared.tx.send_async(req).await.map_err(|_| Error::Closed)
     }
 }
 
@@ -230,68 +354,4 @@ fn check_key_len(key: &[u8]) -> Result<()> {
 pub(crate) fn check_key(key: &[u8]) -> Result<Bytes> {
     check_key_len(key)?;
     Ok(Bytes::copy_from_slice(key))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::partition::actor::{self, ActorSpec};
-    use crate::storage::Backend;
-    use crate::storage::sim::SimDisk;
-
-    /// A write queued behind a shutdown is never processed; its requester
-    /// must get `Closed`, not wait forever, while other handles stay alive.
-    #[tokio::test]
-    async fn write_queued_behind_shutdown_is_answered_closed() {
-        let fs: Backend = StdArc::new(SimDisk::new());
-        fs.create_dir(std::path::Path::new("/db")).unwrap();
-        let lock = StdArc::new(fs.lock(std::path::Path::new("/db/LOCK")).unwrap());
-        let owner = StdArc::new(tokio::sync::Semaphore::new(1))
-            .acquire_owned()
-            .await
-            .unwrap();
-        let (tx, rx) = flume::bounded(16);
-        let (opened_tx, opened_rx) = oneshot::channel();
-        let (stopped_tx, stopped) = tokio::sync::watch::channel(());
-        let cfg = StdArc::new(Config::default());
-        // Queued before the actor starts serving (it recovers first).
-        let (shutdown_reply, shutdown_done) = oneshot::channel();
-        tx.send(Request::Shutdown {
-            reply: shutdown_reply,
-        })
-        .unwrap();
-        let spec = ActorSpec {
-            name: "p".into(),
-            fs,
-            dir: "/db/p".into(),
-            cfg: StdArc::clone(&cfg),
-            lock,
-            owner,
-            stopped: stopped_tx,
-        };
-        actor::spawn(spec, rx, opened_tx).unwrap();
-        let p = Partition::new(StdArc::new(PartitionShared {
-            name: "p".into(),
-            tx,
-            cell: opened_rx.await.unwrap().unwrap(),
-            cfg,
-            closed: StdArc::new(AtomicBool::new(false)),
-            stopped,
-        }));
-        let put = p.put("k", "v");
-        let r = tokio::time::timeout(Duration::from_secs(5), put).await;
-        shutdown_done.await.unwrap().unwrap();
-        assert!(
-            matches!(r, Ok(Err(Error::Closed)) | Ok(Ok(()))),
-            "a request queued behind shutdown hung or failed oddly: {r:?}"
-        );
-        assert!(
-            matches!(p.sync().await, Err(Error::Closed)),
-            "after the actor stopped"
-        );
-        // `p` (holding the mailbox's sender) is still alive here.
-        drop(p);
-    }
 }

@@ -14,5 +14,4 @@ pub(crate) mod writer;
 
 pub use batch::Batch;
 pub use handle::Partition;
-pub(crate) use handle::PartitionShared;
 pub use view::{Snapshot, SnapshotIter};

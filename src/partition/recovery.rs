@@ -10,6 +10,16 @@
 //! 5. `sync_dir` the partition directory.
 //! 6. Merge all records by sequence number (never by file order) into the index.
 //!
+//! Step 6 has a fast path: while the records arrive in strictly increasing
+//! sequence order (the normal case: every file is appended in order and
+//! newer files hold newer records), each one is applied straight to the
+//! index. The first record out of order abandons the attempt before any
+//! truncation, and recovery starts over, merging by sequence number.
+//!
+//! The active file is scanned unless it has a hint for its exact length
+//! (written when the partition was closed cleanly, e.g. evicted): then
+//! nothing was appended since, and the hint is loaded like a sealed file's.
+//!
 //! Recovery never destroys anything before its replacement is durable: the
 //! only removals are files that no durable manifest lists, and truncation
 //! drops either a provably torn end (an unfinished batch, at most one record
@@ -30,7 +40,7 @@ use crate::snapshot::{DataFile, FileSet};
 use crate::storage::Storage;
 
 use super::files::{create_data_file, hint_entry, open_data_file, read_all, store_hint, write_manifest};
-use super::scan::{ScanMode, is_tombstone, scan};
+use super::scan::{ScanEnd, ScanMode, is_tombstone, scan};
 
 /// What recovery hands to the writer.
 #[derive(Debug)]
@@ -45,20 +55,80 @@ pub(crate) struct Recovered {
     pub(crate) dropped_tail: u64,
     /// Sealed files whose hint could not be used.
     pub(crate) scanned_sealed: usize,
+    /// Bytes of the records the index points at.
+    pub(crate) live_bytes: u64,
+    /// The active file was loaded from a hint for its whole length.
+    pub(crate) active_hinted: bool,
 }
 
 /// Key → (seq, location or tombstone) while merging.
 type Merge = HashMap<Key, (u64, Option<Location>), foldhash::fast::RandomState>;
 
-fn merge(map: &mut Merge, max_seq: &mut u64, key: &[u8], seq: u64, flags: u8, loc: Location) {
-    *max_seq = (*max_seq).max(seq);
-    let live = (!is_tombstone(flags)).then_some(loc);
-    match map.get_mut(key) {
-        Some(slot) if slot.0 >= seq => {}
-        Some(slot) => *slot = (seq, live),
-        None => {
-            map.insert(Key::new(key), (seq, live));
+/// Builds the index from records in any order of files.
+#[derive(Debug)]
+struct Builder {
+    /// `None`: applying in order straight to `index`.
+    merge: Option<Merge>,
+    index: Index,
+    live_bytes: u64,
+    max_seq: u64,
+    /// A record arrived out of sequence order on the fast path.
+    disorder: bool,
+}
+
+impl Builder {
+    fn new(ordered: bool) -> Self {
+        Builder {
+            merge: (!ordered).then(Merge::default),
+            index: new_index(),
+            live_bytes: 0,
+            max_seq: 0,
+            disorder: false,
         }
+    }
+
+    fn add(&mut self, key: &[u8], seq: u64, flags: u8, loc: Location) {
+        let live = (!is_tombstone(flags)).then_some(loc);
+        let Some(map) = &mut self.merge else {
+            if seq <= self.max_seq || self.disorder {
+                self.disorder = true;
+                return;
+            }
+            self.max_seq = seq;
+            let old = match live {
+                Some(loc) => {
+                    self.live_bytes += u64::from(loc.len);
+                    self.index.insert(Key::new(key), loc)
+                }
+                None => self.index.remove(key),
+            };
+            self.live_bytes -= old.map_or(0, |o| u64::from(o.len));
+            return;
+        };
+        self.max_seq = self.max_seq.max(seq);
+        match map.get_mut(key) {
+            Some(slot) if slot.0 >= seq => {}
+            Some(slot) => *slot = (seq, live),
+            None => {
+                map.insert(Key::new(key), (seq, live));
+            }
+        }
+    }
+
+    /// The index and its live bytes.
+    fn finish(self) -> (Index, u64) {
+        let Some(map) = self.merge else {
+            return (self.index, self.live_bytes);
+        };
+        let mut index = new_index();
+        let mut live_bytes = 0;
+        for (key, (_, loc)) in map {
+            if let Some(loc) = loc {
+                live_bytes += u64::from(loc.len);
+                index.insert(key, loc);
+            }
+        }
+        (index, live_bytes)
     }
 }
 
@@ -78,21 +148,38 @@ pub(crate) fn create_fresh(fs: &dyn Storage, dir: &Path) -> Result<()> {
     )
 }
 
-/// Recovers the partition in `dir`.
-pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
+/// Recovers the partition in `dir`. `clean`: this process closed the
+/// partition cleanly (synced, files closed) since it last recovered it, so
+/// the active file and the directory are durable already and the syncs of
+/// steps 4 and 5 are skipped (unless a tail had to be cut).
+pub(crate) fn recover(fs: &dyn Storage, dir: &Path, clean: bool) -> Result<Recovered> {
+    match recover_with(fs, dir, true, clean)? {
+        Some(r) => Ok(r),
+        None => {
+            tracing::info!(dir = %dir.display(), "records out of sequence order; merging by sequence");
+            recover_with(fs, dir, false, clean)?
+                .ok_or_else(|| Error::corrupt(dir, 0, "recovery did not converge"))
+        }
+    }
+}
+
+/// One recovery attempt; `None` if `ordered` and a record came out of order
+/// (nothing was truncated or removed because of it).
+fn recover_with(fs: &dyn Storage, dir: &Path, ordered: bool, clean: bool) -> Result<Option<Recovered>> {
     let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let manifest_path = dir.join(MANIFEST_NAME);
     if !names.iter().any(|n| n == MANIFEST_NAME) {
         adopt_unlisted(fs, dir, &names)?;
         create_fresh(fs, dir)?;
-        return recover(fs, dir);
+        // `create_fresh` synced the new data file and (replacing the
+        // manifest) the directory: recovery need not sync them again.
+        return recover_with(fs, dir, ordered, true);
     }
     let bytes = read_all(fs, &manifest_path, 64 << 20)?;
     let manifest = Manifest::decode(&bytes).map_err(|e| Error::corrupt(&manifest_path, 0, e.0))?;
     remove_unlisted(fs, dir, &names, &manifest)?;
 
-    let mut map = Merge::default();
-    let mut max_seq = 0u64;
+    let mut build = Builder::new(ordered);
     let mut files = FileSet::new();
     let mut scanned_sealed = 0;
     let active_id = manifest.active();
@@ -100,7 +187,7 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
         let (file, len) = open_data_file(fs, dir, id, false)?;
         let hinted = names.contains(&data_file::hint_name(id))
             && load_hint(fs, dir, &file, len, |key, seq, flags, loc| {
-                merge(&mut map, &mut max_seq, key, seq, flags, loc)
+                build.add(key, seq, flags, loc)
             });
         if !hinted {
             scanned_sealed += 1;
@@ -109,7 +196,7 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
             let mut hint = HintWriter::new(id, len, file.salt);
             scan(&file, len, ScanMode::Sealed, |r| {
                 hint.push(&hint_entry(&r));
-                merge(&mut map, &mut max_seq, r.key, r.seq, r.flags, r.location)
+                build.add(r.key, r.seq, r.flags, r.location)
             })?;
             if let Err(e) = store_hint(fs, dir, id, hint) {
                 // A hint is only a cache: the next open scans again.
@@ -120,10 +207,31 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
     }
 
     let (active, len) = open_data_file(fs, dir, active_id, true)?;
-    let end = scan(&active, len, ScanMode::Active, |r| {
-        merge(&mut map, &mut max_seq, r.key, r.seq, r.flags, r.location)
-    })?;
+    let hinted = names.contains(&data_file::hint_name(active_id))
+        && load_hint(fs, dir, &active, len, |key, seq, flags, loc| {
+            build.add(key, seq, flags, loc)
+        });
+    let end = match hinted {
+        true => ScanEnd {
+            valid_end: len,
+            records: 0,
+            torn_end: true,
+        },
+        false => scan(&active, len, ScanMode::Active, |r| {
+            build.add(r.key, r.seq, r.flags, r.location)
+        })?,
+    };
+    if build.disorder {
+        return Ok(None);
+    }
     let dropped_tail = len - end.valid_end;
+    let active_hint = data_file::hint_name(active_id);
+    if dropped_tail > 0 && names.contains(&active_hint) {
+        // A hint for an older length of this file: once the file is cut and
+        // grows again it could match that length with other contents.
+        let path = dir.join(&active_hint);
+        fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+    }
     if dropped_tail > 0 {
         tracing::warn!(file = %active.path.display(), bytes = dropped_tail, "truncating torn tail of the active file");
         if !end.torn_end {
@@ -137,24 +245,26 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
     // Always, not only after a truncation: after a process crash the active
     // file may hold records that were written but never synced. From here on
     // they are served to readers and the writer starts with nothing unsynced,
-    // so they must be made durable now.
-    active
-        .handle
-        .sync_all()
-        .map_err(|e| Error::io("sync_all", &active.path, e))?;
+    // so they must be made durable now. (Not after this process's own clean
+    // close: that synced everything, and nothing was cut since.)
+    let synced = clean && dropped_tail == 0;
+    if !synced {
+        active
+            .handle
+            .sync_all()
+            .map_err(|e| Error::io("sync_all", &active.path, e))?;
+    }
     files.insert(active_id, Arc::new(active));
     // The directory's entries (the manifest, the data files) may be visible
     // only in the page cache, e.g. after a process crash between a rename and
     // its directory sync. Writes acknowledged from now on rely on them.
-    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))?;
-
-    let mut index = new_index();
-    for (key, (_, loc)) in map {
-        if let Some(loc) = loc {
-            index.insert(key, loc);
-        }
+    if !synced {
+        fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))?;
     }
-    Ok(Recovered {
+
+    let max_seq = build.max_seq;
+    let (index, live_bytes) = build.finish();
+    Ok(Some(Recovered {
         manifest,
         files,
         index,
@@ -162,7 +272,9 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path) -> Result<Recovered> {
         next_seq: max_seq + 1,
         dropped_tail,
         scanned_sealed,
-    })
+        live_bytes,
+        active_hinted: hinted,
+    }))
 }
 
 /// Feeds the entries of `file`'s hint to `each`, if the hint exists and

@@ -24,7 +24,7 @@ use super::read;
 /// let db = caskade::Db::open(dir.path()).await?;
 /// let p = db.partition("users").await?;
 /// p.put("a", "1").await?;
-/// let snap = p.snapshot();
+/// let snap = p.snapshot().await?;
 /// p.put("b", "2").await?;
 /// assert_eq!(snap.len(), 1);
 /// for entry in snap.iter() {

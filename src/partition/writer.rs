@@ -26,11 +26,16 @@ use crate::format::manifest::Manifest;
 use crate::format::record::{self, FLAG_BATCH_CONT, FLAG_TOMBSTONE};
 use crate::index::{Index, Key, Location};
 use crate::snapshot::{DataFile, FileSet, SnapshotCell, Version};
+use crate::stats::Counters;
 use crate::storage::Backend;
 use crate::sync::Arc;
 
 use super::files::{create_data_file, write_hint, write_manifest};
 use super::recovery::{Recovered, recover};
+
+/// Active files at least this large get a hint when the writer closes
+/// cleanly: scanning them at the next open would cost more than the hint.
+pub(crate) const ACTIVE_HINT_MIN: u64 = 1 << 20;
 
 /// One mutation.
 #[derive(Debug, Clone)]
@@ -82,6 +87,13 @@ pub(crate) struct Writer {
     files: StdArc<FileSet>,
     generation: u64,
     cell: Arc<SnapshotCell<Version>>,
+    stats: StdArc<Counters>,
+    /// Bytes of the records the index points at.
+    live_bytes: u64,
+    /// Bytes of every data file (header included).
+    total_bytes: u64,
+    /// The length of the active file its hint describes, if it has one.
+    active_hint_len: Option<u64>,
     /// The failure that poisoned the writer, if any (sticky), and whether
     /// acknowledged writes were unsynced when it struck (so may be lost).
     poisoned: Option<(Error, bool)>,
@@ -94,8 +106,17 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Recovers the partition in `dir` (which exists) and publishes its first version.
-    pub(crate) fn open(name: &str, fs: Backend, dir: PathBuf, cfg: StdArc<Config>) -> Result<Self> {
+    /// Recovers the partition in `dir` (which exists) and publishes its
+    /// first version into `cell`. `clean`: see [`recover`].
+    pub(crate) fn open(
+        name: &str,
+        fs: Backend,
+        dir: PathBuf,
+        cfg: StdArc<Config>,
+        cell: Arc<SnapshotCell<Version>>,
+        stats: StdArc<Counters>,
+        clean: bool,
+    ) -> Result<Self> {
         let Recovered {
             manifest,
             files,
@@ -104,7 +125,9 @@ impl Writer {
             next_seq,
             dropped_tail,
             scanned_sealed,
-        } = recover(&*fs, &dir)?;
+            live_bytes,
+            active_hinted,
+        } = recover(&*fs, &dir, clean)?;
         tracing::info!(
             keys = index.len(),
             files = files.len(),
@@ -113,13 +136,12 @@ impl Writer {
             "partition recovered"
         );
         let active = StdArc::clone(&files[&manifest.active()]);
+        let mut total_bytes = active_end;
+        for f in files.values().filter(|f| f.id != active.id) {
+            total_bytes += f.handle.len().map_err(|e| Error::io("stat", &f.path, e))?;
+        }
         let files = StdArc::new(files);
-        let version = Version {
-            generation: 1,
-            index: index.clone(),
-            files: StdArc::clone(&files),
-        };
-        Ok(Writer {
+        let mut writer = Writer {
             name: name.to_owned(),
             fs,
             dir,
@@ -131,18 +153,33 @@ impl Writer {
             next_seq,
             index,
             files,
-            generation: 1,
-            cell: Arc::new(SnapshotCell::new(version)),
+            generation: 0,
+            cell,
+            stats,
+            live_bytes,
+            total_bytes,
+            active_hint_len: active_hinted.then_some(active_end),
             poisoned: None,
             acked_unsynced: false,
             hint_job: None,
             buf: Vec::new(),
-        })
+        };
+        writer.publish();
+        Ok(writer)
     }
 
     /// The cell readers load published versions from.
     pub(crate) fn cell(&self) -> Arc<SnapshotCell<Version>> {
         Arc::clone(&self.cell)
+    }
+
+    /// The current value of `key`, as the last published version has it.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let version = self.cell.load();
+        match version.index.get(key) {
+            None => Ok(None),
+            Some(&loc) => super::read::read_record(&version, loc, Some(key)).map(|(_, v)| Some(v)),
+        }
     }
 
     fn poisoned_error(&self) -> Error {
@@ -194,10 +231,17 @@ impl Writer {
                             len: (self.buf.len() - start) as u32,
                             offset: base + start as u64,
                         };
-                        self.index.insert(Key::new(key), location);
+                        if let Some(old) = self.index.insert(Key::new(key), location) {
+                            self.live_bytes -= u64::from(old.len);
+                        }
+                        self.live_bytes += u64::from(location.len);
                     }
                     Op::Delete { key } => {
-                        let existed = self.index.remove(&key[..]).is_some();
+                        let old = self.index.remove(&key[..]);
+                        if let Some(old) = old {
+                            self.live_bytes -= u64::from(old.len);
+                        }
+                        let existed = old.is_some();
                         // A lone delete of an absent key writes nothing; inside a
                         // batch the tombstone is written anyway, so the batch's
                         // last record (which commits it) always exists.
@@ -228,6 +272,7 @@ impl Writer {
             return Err(self.poison(e));
         }
         self.active_end += self.buf.len() as u64;
+        self.total_bytes += self.buf.len() as u64;
         self.unsynced_since.get_or_insert_with(Instant::now);
         if self.cfg.durability == Durability::Always {
             self.sync()?;
@@ -248,7 +293,16 @@ impl Writer {
             generation: self.generation,
             index: self.index.clone(),
             files: StdArc::clone(&self.files),
+            retired: false,
         }));
+        let stats = &self.stats;
+        stats.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.shape(
+            self.index.len(),
+            self.live_bytes,
+            self.total_bytes,
+            self.files.len(),
+        );
     }
 
     /// Makes every written record durable (`fdatasync` of the active file;
@@ -258,7 +312,10 @@ impl Writer {
             return Err(self.poisoned_error());
         }
         if self.unsynced_since.is_some() {
-            if let Err(e) = self.active.handle.sync_data() {
+            let started = Instant::now();
+            let synced = self.active.handle.sync_data();
+            self.stats.fsync(started.elapsed());
+            if let Err(e) = synced {
                 let e = Error::io("sync_data", &self.active.path, e);
                 return Err(self.poison(e));
             }
@@ -308,7 +365,9 @@ impl Writer {
         files.insert(id, StdArc::clone(&file));
         self.files = StdArc::new(files);
         self.active = file;
+        self.active_hint_len = None;
         self.active_end = data_file::HEADER_LEN as u64;
+        self.total_bytes += data_file::HEADER_LEN as u64;
         Ok(())
     }
 
@@ -318,12 +377,27 @@ impl Writer {
     /// poisoned it: those writes may not be durable, and nobody was told yet.
     /// A failure that hit only unacknowledged writes was reported to their
     /// requesters already.
+    ///
+    /// After a clean sync, an active file larger than [`ACTIVE_HINT_MIN`]
+    /// gets a hint for its current length, so the next open (after an
+    /// eviction, say) loads the hint instead of scanning; any later append
+    /// makes the hint's length stale, and recovery ignores it.
     pub(crate) fn close(mut self) -> Result<()> {
         self.finish_hint_job();
         match self.poisoned.take() {
             Some((cause, true)) => Err(cause),
             Some((_, false)) => Ok(()),
-            None => self.sync(),
+            None => {
+                self.sync()?;
+                let hinted = self.active_hint_len == Some(self.active_end);
+                if self.active_end >= ACTIVE_HINT_MIN
+                    && !hinted
+                    && let Err(e) = write_hint(&*self.fs, &self.dir, &self.active, self.active_end)
+                {
+                    tracing::warn!(partition = %self.name, error = %e, "no hint for the active file; the next open scans it");
+                }
+                Ok(())
+            }
         }
     }
 
@@ -367,6 +441,11 @@ impl Writer {
         {
             tracing::error!(partition = %self.name, "hint job panicked; the next open scans the file");
         }
+    }
+
+    /// Whether a failure poisoned the writer.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
     }
 
     /// Live keys in the writer's index.

@@ -80,6 +80,11 @@ impl Storage for RealFs {
         std::fs::remove_file(path)
     }
 
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        // rmdir(2) never follows a symbolic link: it fails with ENOTDIR.
+        std::fs::remove_dir(path)
+    }
+
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         match std::fs::create_dir(path) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -106,6 +111,13 @@ impl Storage for RealFs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        // `read_dir` would follow a symbolic link standing at `dir`.
+        if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "a symbolic link stands where a directory belongs",
+            ));
+        }
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;

@@ -45,14 +45,18 @@ pub(crate) trait Storage: Send + Sync + fmt::Debug + 'static {
     fn open(&self, path: &Path, writable: bool) -> io::Result<Arc<dyn StorageFile>>;
     /// Atomically renames `from` to `to`, replacing `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    /// Removes a file.
+    /// Removes a file (or a symbolic link, never its target).
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory; a symbolic link is never followed
+    /// (`NotADirectory`).
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Creates one directory; `AlreadyExists` if a real directory is there,
     /// `NotADirectory` if a symbolic link or a file stands there.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
-    /// The names of the entries of a directory, in no particular order.
+    /// The names of the entries of a directory, in no particular order. A
+    /// symbolic link in place of `dir` is never followed (`NotADirectory`).
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Takes an exclusive lock on `path`, creating the file if needed;
     /// `WouldBlock` if another holder has it (in this process or another).

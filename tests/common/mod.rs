@@ -2,7 +2,7 @@
 //! declares `mod common;`; not every file uses every helper).
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use caskade::{Db, Durability};
 
@@ -29,4 +29,36 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &dst).unwrap();
         }
     }
+}
+
+/// The directory of the durable partition `name` of the open `db`, checked
+/// to be `<root>/partitions/<id as 16 lowercase hex digits>`.
+pub fn partition_dir(db: &Db, name: &str) -> PathBuf {
+    let dir = db
+        .describe_partition(name)
+        .expect("the partition exists")
+        .dir
+        .expect("a durable partition has a directory");
+    assert_eq!(
+        dir.parent(),
+        Some(db.path().join("partitions").as_path()),
+        "{name}: {dir:?}"
+    );
+    let leaf = dir.file_name().unwrap().to_str().unwrap();
+    assert!(
+        leaf.len() == 16
+            && leaf
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{name}: directory {leaf:?} is not a 16-hex-digit id"
+    );
+    dir
+}
+
+/// [`partition_dir`] relative to the root: valid in copies of the database.
+pub fn partition_subdir(db: &Db, name: &str) -> PathBuf {
+    partition_dir(db, name)
+        .strip_prefix(db.path())
+        .unwrap()
+        .to_path_buf()
 }

@@ -31,9 +31,15 @@
 //! cargo run --release -- bench --keys 200000 --tasks 1,4,16 --duration 5 --json
 //! cargo run --release -- bench --dir ./bench-data    # keep the data
 //! ```
+//!
+//! # `caskade partitions`
+//!
+//! Cold opens of an evicted partition, and many partitions under skewed
+//! (Zipf) access with and without eviction: see the `partitions` module.
 
 mod bench;
 mod limits;
+mod partitions;
 mod plan;
 mod report;
 mod stats;
@@ -59,6 +65,8 @@ struct Cli {
 enum Command {
     /// Benchmark the engine against the raw limits of this machine.
     Bench(BenchArgs),
+    /// Benchmark cold opens of evicted partitions and many partitions under skewed access.
+    Partitions(partitions::PartitionsArgs),
 }
 
 /// Options of `caskade bench`.
@@ -135,11 +143,14 @@ fn main() -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
-    let Command::Bench(args) = Cli::parse().command;
-    match run_bench(&args) {
+    let (name, result) = match Cli::parse().command {
+        Command::Bench(args) => ("bench", run_bench(&args)),
+        Command::Partitions(args) => ("partitions", run_partitions(&args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("caskade bench: error: {e}");
+            eprintln!("caskade {name}: error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -160,6 +171,23 @@ fn run_bench(args: &BenchArgs) -> Result<(), workload::BoxError> {
     } else {
         print!("{}", report::table(&report));
     }
+    Ok(())
+}
+
+fn run_partitions(args: &partitions::PartitionsArgs) -> Result<(), workload::BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers.max(1))
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let progress = |msg: &str| eprintln!("[{:>7.1} s] {msg}", started.elapsed().as_secs_f64());
+    let report = partitions::run(args, &rt, &progress)?;
+    let out = if args.json {
+        partitions::json(&report)
+    } else {
+        partitions::table(&report)
+    };
+    print!("{out}");
     Ok(())
 }
 

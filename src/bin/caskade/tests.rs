@@ -4,7 +4,8 @@
 //! `benches/concurrent_load.rs` includes those modules by path and is built
 //! with `cfg(test)` by `--all-targets` without running `#[test]`s.)
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::bench::{self, Machine, Report, fs_type};
@@ -17,7 +18,9 @@ use clap::Parser;
 #[test]
 fn cli_parses_defaults_and_lists() {
     let cli = Cli::try_parse_from(["caskade", "bench"]).unwrap();
-    let Command::Bench(a) = cli.command;
+    let Command::Bench(a) = cli.command else {
+        panic!("not bench")
+    };
     let p = a.plan();
     assert_eq!((p.keys, p.key_size, p.value_size), (1_000_000, 16, 100));
     assert_eq!(p.tasks, vec![1, 16]);
@@ -33,7 +36,9 @@ fn cli_parses_defaults_and_lists() {
         "--json",
     ])
     .unwrap();
-    let Command::Bench(a) = cli.command;
+    let Command::Bench(a) = cli.command else {
+        panic!("not bench")
+    };
     assert_eq!(a.tasks, vec![2, 4, 8]);
     assert_eq!(a.duration, Duration::from_millis(500));
     assert!(a.json);
@@ -91,9 +96,36 @@ fn tiny_run_reports_every_phase() {
     let json = report::json(&r);
     assert!(json.contains("\"id\": \"durable_put_t3\""), "{json}");
     assert!(json.contains("\"met\": null"), "{json}");
-    // The data was kept, and a second run into the same directory is refused.
-    assert!(data.join("db").join("partitions").join("bench").is_dir());
+    // The data was kept: the catalog lists the benchmark's partitions, each
+    // in its own 16-hex-digit directory, and nothing else is there.
+    let db_dir = data.join("db");
+    let (names, dirs) = rt.block_on(async {
+        let db = caskade::Db::open(&db_dir).await.unwrap();
+        let names = db.list_partitions();
+        let dirs: BTreeSet<PathBuf> = names
+            .iter()
+            .map(|n| db.describe_partition(n).unwrap().dir.expect("durable"))
+            .collect();
+        db.close().await.unwrap();
+        (names, dirs)
+    });
+    assert_eq!(names, ["bench", "durable-t1", "durable-t3"]);
+    let on_disk: BTreeSet<PathBuf> = std::fs::read_dir(db_dir.join("partitions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(on_disk, dirs);
+    for d in &dirs {
+        let leaf = d.file_name().unwrap().to_str().unwrap();
+        assert!(
+            leaf.len() == 16 && leaf.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{leaf}"
+        );
+        assert!(d.join("MANIFEST").is_file(), "{d:?}");
+    }
+    assert!(db_dir.join("CATALOG").is_file());
     assert!(!data.join("raw").exists());
+    // A second run into the same directory is refused.
     assert!(bench::run(&plan, &rt, Some(&data), &|_| {}).is_err());
 }
 
@@ -289,4 +321,67 @@ fn ratios_and_targets_follow_the_measured_rates() {
     let table = report::table(&r);
     assert!(table.contains("7.500x L2"), "{table}");
     assert!(table.contains("MISSED") && table.contains("MET"), "{table}");
+}
+
+/// `caskade partitions` at toy sizes: both benchmarks run, and their
+/// results agree with the settings and with each other.
+#[test]
+fn tiny_partitions_run_is_consistent() {
+    #[rustfmt::skip]
+    let cli = Cli::try_parse_from([
+        "caskade", "partitions", "--cold-keys", "10000", "--rounds", "3", "--partitions", "20",
+        "--keys-per-partition", "50", "--max-open", "4", "--duration", "0.5",
+    ])
+    .unwrap();
+    let Command::Partitions(args) = cli.command else {
+        panic!("not partitions")
+    };
+    assert_eq!((args.value_size, args.tasks, args.write_percent), (100, 16, 10));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = crate::partitions::run(&args, &rt, &|_| {}).unwrap();
+    assert_eq!(r.cold.len(), 3, "one timed cold open per round");
+    assert!(r.cold.iter().chain([&r.scan]).all(|d| !d.is_zero()));
+    // 10,000 records of 116 bytes: an active file over 1 MiB gets a hint on eviction.
+    assert_eq!(r.hints, 1, "the hint path was not exercised");
+    let [evicting, all] = &r.runs;
+    assert_eq!((evicting.max_open, all.max_open), (4, 20));
+    assert!(evicting.evictions > 0 && evicting.reopens > 0, "{evicting:?}");
+    for run in &r.runs {
+        assert!(
+            run.ops() > 0 && run.elapsed >= Duration::from_millis(500),
+            "{run:?}"
+        );
+        assert!(
+            run.puts.count() > 0 && run.gets.count() > run.puts.count(),
+            "{run:?}"
+        );
+    }
+    assert_eq!((all.evictions, all.reopens, all.open_at_end), (0, 0, 20));
+    assert!(!r.data_dir.exists(), "the temporary directory is removed");
+    let table = crate::partitions::table(&r);
+    assert!(
+        table.contains("with eviction") && table.contains("(median): M"),
+        "{table}"
+    );
+    let json = crate::partitions::json(&r);
+    let evictions = format!(
+        "\"id\": \"evicting\", \"max_open\": 4, \"ops\": {},",
+        evicting.ops()
+    );
+    assert!(json.contains(&evictions), "{json}");
+    assert!(
+        json.contains(&format!("\"evictions\": {},", evicting.evictions)),
+        "{json}"
+    );
+    // Invalid settings are refused before anything runs.
+    let bad = Cli::try_parse_from(["caskade", "partitions", "--zipf-s=-1"]).unwrap();
+    let Command::Partitions(bad) = bad.command else {
+        panic!("not partitions")
+    };
+    assert!(crate::partitions::run(&bad, &rt, &|_| {}).is_err());
+    assert!(Cli::try_parse_from(["caskade", "partitions", "--write-percent", "101"]).is_err());
 }

@@ -300,7 +300,10 @@ async fn get_loop(
     yields: bool,
     offload: bool,
 ) -> TaskResult {
-    let snapshot = offload.then(|| p.snapshot());
+    let snapshot = match offload {
+        true => Some(p.snapshot().await?),
+        false => None,
+    };
     let mut rng = SplitMix::new(seed);
     let mut key = plan.key_buf();
     let mut lat = Recorder::new();

@@ -26,7 +26,7 @@ pub enum SimOp {
     SyncAll,
     /// `Storage::rename`.
     Rename,
-    /// `Storage::remove`.
+    /// `Storage::remove` and `Storage::remove_dir`.
     Remove,
     /// `Storage::create_dir`.
     CreateDir,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::inode::{FileNode, Ino, MAX_FILE_LEN};
 use super::namespace::{State, Target};
-use super::{EBADF, EFBIG, EINVAL, EIO, EISDIR, ENOSPC, SimDisk, SimFault, SimOp, invalid, not_found, os};
+use super::{
+    EBADF, EFBIG, EINVAL, EIO, EISDIR, ENOSPC, ENOTDIR, SimDisk, SimFault, SimOp, invalid, not_found, os,
+};
 use crate::storage::{Storage, StorageFile, StorageLock};
 
 impl SimDisk {
@@ -98,6 +100,24 @@ impl Storage for SimDisk {
                 Ok(())
             }
             _ => Err(os(EISDIR)),
+        }
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.st();
+        st.enter(SimOp::Remove)?;
+        match st.target(path)? {
+            Target::Entry(_, _, None) => Err(not_found()),
+            Target::Entry(parent, name, Some(ino)) if st.dirs.contains_key(&ino) => {
+                if !st.live(ino)?.is_empty() {
+                    return Err(io::ErrorKind::DirectoryNotEmpty.into());
+                }
+                st.live_mut(parent).remove(&name);
+                st.gc();
+                Ok(())
+            }
+            Target::Root => Err(invalid("cannot remove the root")),
+            _ => Err(os(ENOTDIR)),
         }
     }
 
