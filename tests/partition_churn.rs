@@ -3,22 +3,10 @@
 //! no write and no increment, get no `Locked` or `Io` error, and leave files
 //! that a fresh open recovers to the same state.
 
+use rand::{Rng as _, SeedableRng, rngs::StdRng};
 use std::sync::Arc;
 
 use caskade::{Db, Durability};
-
-/// SplitMix64: a seeded, dependency-free generator.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
 
 /// Rounds in which every task works on the same partition, alternating two
 /// with a bound of one: each round's first request reopens its partition
@@ -91,10 +79,10 @@ async fn one_actor_per_directory_under_random_churn() -> caskade::Result<()> {
         .map(|t| {
             let db = db.clone();
             tokio::spawn(async move {
-                let mut rng = Rng(100 + t as u64);
+                let mut rng = StdRng::seed_from_u64(100 + t as u64);
                 let mut incr = [0i64; PARTS];
                 for n in 0..OPS {
-                    let i = rng.below(PARTS as u64) as usize;
+                    let i = rng.random_range(0..PARTS as u64) as usize;
                     let p = db.partition(&format!("p{i}")).await?;
                     p.incr("counter", 1).await?;
                     incr[i] += 1;
@@ -126,9 +114,9 @@ async fn one_actor_per_directory_under_random_churn() -> caskade::Result<()> {
         }
         assert_eq!(keys, (TASKS * OPS) as u64, "puts in all partitions");
         for t in 0..TASKS {
-            let mut rng = Rng(100 + t as u64);
+            let mut rng = StdRng::seed_from_u64(100 + t as u64);
             for n in 0..OPS {
-                let i = rng.below(PARTS as u64);
+                let i = rng.random_range(0..PARTS as u64);
                 let got = db.get(&format!("p{i}"), format!("t{t}/{n}")).await?;
                 assert_eq!(got.as_deref(), Some(format!("p{i} t{t} n{n}").as_bytes()));
             }

@@ -7,6 +7,7 @@
 //! The paused tokio clock drives only the idle timer: actors are real OS
 //! threads doing real file I/O, so waits for them use a real-time deadline.
 
+use rand::{Rng as _, SeedableRng, rngs::StdRng};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,19 +18,6 @@ use caskade::{Db, Durability, Partition, PartitionOptions, Persistence};
 
 const REAL_DEADLINE: Duration = Duration::from_secs(30);
 
-/// SplitMix64: a seeded, dependency-free generator.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
-
 /// What one task wrote: its own keys (no other task touches them) and the
 /// sum of its increments of each partition's shared counter.
 #[derive(Default)]
@@ -39,15 +27,15 @@ struct Model {
 }
 
 async fn worker(parts: Arc<Vec<Partition>>, t: usize, ops: usize) -> caskade::Result<Model> {
-    let mut rng = Rng(t as u64 + 1);
+    let mut rng = StdRng::seed_from_u64(t as u64 + 1);
     let mut m = Model::default();
     let mut last_counter: HashMap<usize, i64> = HashMap::new();
     for n in 0..ops {
-        let p = rng.below(parts.len() as u64) as usize;
+        let p = rng.random_range(0..parts.len() as u64) as usize;
         let part = &parts[p];
-        let key = format!("t{t}/{}", rng.below(6));
+        let key = format!("t{t}/{}", rng.random_range(0..6));
         let slot = (p, key.clone());
-        match rng.below(100) {
+        match rng.random_range(0..100) {
             0..35 => {
                 let v = format!("t{t} op{n}");
                 part.put(&key, &v).await?;
@@ -70,14 +58,17 @@ async fn worker(parts: Arc<Vec<Partition>>, t: usize, ops: usize) -> caskade::Re
                 *m.incr.entry(p).or_default() += by;
             }
             88..94 => {
-                let (k2, v) = (format!("t{t}/b{}", rng.below(3)), format!("t{t} batch{n}"));
+                let (k2, v) = (
+                    format!("t{t}/b{}", rng.random_range(0..3)),
+                    format!("t{t} batch{n}"),
+                );
                 let mut b = part.batch();
                 b.put(&key, &v).put(&k2, &v);
                 b.commit().await?;
                 m.values.insert(slot, Some(v.clone()));
                 m.values.insert((p, k2), Some(v));
             }
-            _ => tokio::time::sleep(Duration::from_millis(rng.below(60))).await,
+            _ => tokio::time::sleep(Duration::from_millis(rng.random_range(0..60))).await,
         }
     }
     Ok(m)

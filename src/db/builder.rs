@@ -136,13 +136,12 @@ impl DbBuilder {
         }
         let fs: Backend = self.fs.clone().unwrap_or_else(|| Arc::new(RealFs));
         let root = self.root.clone();
-        let (fs, root, lock, catalog) = tokio::task::spawn_blocking(move || {
+        let (fs, root, lock, catalog) = super::blocking(move || {
             let lock = prepare_root(&*fs, &root)?;
             let catalog = Catalog::open(&fs, &root)?;
-            Ok::<_, Error>((fs, root, lock, catalog))
+            Ok((fs, root, lock, catalog))
         })
-        .await
-        .map_err(|e| Error::io("open", "(blocking task)", std::io::Error::other(e)))??;
+        .await?;
         tracing::info!(
             root = %root.display(),
             partitions = catalog.entries().count(),
