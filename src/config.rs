@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::options::CompactionOptions;
 
 /// The largest key, in bytes (64 KiB). Keys must be at least one byte long.
 pub const MAX_KEY_LEN: usize = 64 * 1024;
@@ -50,6 +51,10 @@ pub(crate) struct Config {
     /// on the simulated disk, so fault injection counts operations in a
     /// deterministic order.
     pub(crate) background_hints: bool,
+    /// The partition's compaction settings (its options').
+    pub(crate) compaction: CompactionOptions,
+    /// Compaction copies at most this many bytes per second (`None`: no limit).
+    pub(crate) compaction_rate: Option<u64>,
 }
 
 /// Defaults, also quoted in the builder's docs.
@@ -81,6 +86,8 @@ impl Default for Config {
             max_group_bytes: DEFAULT_MAX_GROUP_BYTES,
             inline_read_limit: DEFAULT_INLINE_READ_LIMIT,
             background_hints: true,
+            compaction: CompactionOptions::default(),
+            compaction_rate: None,
         }
     }
 }

@@ -125,6 +125,22 @@ pub enum Error {
         /// The increment asked for.
         by: i64,
     },
+    /// A compaction ran past its [`timeout`](crate::CompactionOptions::timeout)
+    /// and was rolled back: the partition is on its old files.
+    #[error("compaction of partition {partition:?} exceeded its timeout of {timeout:?} and was rolled back")]
+    CompactionTimedOut {
+        /// The partition's name.
+        partition: String,
+        /// The timeout it exceeded.
+        timeout: std::time::Duration,
+    },
+    /// A compaction was abandoned (the partition is being closed, evicted or
+    /// dropped) and rolled back: the partition is on its old files.
+    #[error("compaction of partition {partition:?} was cancelled and rolled back")]
+    CompactionCancelled {
+        /// The partition's name.
+        partition: String,
+    },
     /// The database or partition was closed.
     #[error("the database is closed")]
     Closed,

@@ -47,9 +47,11 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod compaction;
 mod config;
 mod db;
 mod error;
+mod events;
 mod format;
 mod index;
 mod name;
@@ -67,13 +69,16 @@ mod sync;
 pub mod __loom;
 
 pub use bytes::Bytes;
+pub use compaction::{CompactionReport, SkipReason};
 pub use config::{Durability, MAX_KEY_LEN};
 pub use db::{Db, DbBuilder, PartitionInfo};
 pub use error::{Error, Result};
+pub use events::{EVENT_BUFFER, Event, Events};
 pub use options::{CompactionOptions, PartitionOptions, Persistence, Schema};
 pub use partition::{Batch, Partition, Snapshot, SnapshotIter};
 pub use stats::{DbStats, PartitionStats};
 pub use storage::sim::{SimDisk, SimFault, SimOp};
+pub use supervisor::scheduler::CompactionScheduler;
 
 /// Compiles the README's example as a doctest, so it cannot rot.
 #[cfg(doctest)]

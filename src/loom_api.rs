@@ -78,6 +78,7 @@ impl Writer {
             cell,
             stats,
             false,
+            Arc::default(),
         )
         .map(Writer)
     }

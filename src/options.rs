@@ -45,13 +45,25 @@ pub enum Persistence {
     Memory,
 }
 
-/// When compaction of a partition is worth doing (used by compaction).
+/// When compaction of a partition is worth doing, and how long it may take.
+///
+/// The scheduler starts a compaction when both `min_dead_ratio` and
+/// `min_dead_bytes` are reached; every compaction (scheduled or
+/// [`Partition::compact`](crate::Partition::compact)) is skipped if it would
+/// save less than `min_space_saving`, and rolled back past `timeout`.
 ///
 /// # Examples
 /// ```
+/// use std::time::Duration;
 /// use caskade::CompactionOptions;
 /// let c = CompactionOptions::default();
 /// assert!(c.min_dead_ratio > 0.0 && c.min_dead_ratio < 1.0);
+/// let eager = c
+///     .min_dead_ratio(0.3)
+///     .min_dead_bytes(1 << 20)
+///     .min_space_saving(0)
+///     .timeout(Duration::from_secs(60));
+/// assert_eq!(eager.min_space_saving, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -75,6 +87,45 @@ impl Default for CompactionOptions {
             min_space_saving: 16 << 20,
             timeout: Duration::from_secs(3600),
         }
+    }
+}
+
+impl CompactionOptions {
+    /// Sets [`CompactionOptions::min_dead_ratio`].
+    #[must_use]
+    pub fn min_dead_ratio(mut self, ratio: f64) -> Self {
+        self.min_dead_ratio = ratio;
+        self
+    }
+
+    /// Sets [`CompactionOptions::min_dead_bytes`].
+    #[must_use]
+    pub fn min_dead_bytes(mut self, bytes: u64) -> Self {
+        self.min_dead_bytes = bytes;
+        self
+    }
+
+    /// Sets [`CompactionOptions::min_space_saving`].
+    #[must_use]
+    pub fn min_space_saving(mut self, bytes: u64) -> Self {
+        self.min_space_saving = bytes;
+        self
+    }
+
+    /// Sets [`CompactionOptions::timeout`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether the scheduler should compact a partition with these sizes.
+    pub(crate) fn due(&self, live_bytes: u64, dead_bytes: u64) -> bool {
+        let total = live_bytes + dead_bytes;
+        dead_bytes > 0
+            && dead_bytes >= self.min_dead_bytes
+            && dead_bytes as f64 >= self.min_dead_ratio * total as f64
+            && dead_bytes >= self.min_space_saving
     }
 }
 
@@ -163,6 +214,7 @@ impl PartitionOptions {
         if let Some(size) = self.max_file_size {
             cfg.max_file_size = size;
         }
+        cfg.compaction = self.compaction;
         if self.persistence == Persistence::Memory {
             // Nothing to sync, and no thread per sealed file.
             cfg.durability = Durability::OsBuffered;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::index::Index;
+use crate::partition::reaper::Obsolete;
 use crate::storage::StorageFile;
 use crate::sync::{Arc, RwLock};
 
@@ -63,6 +64,39 @@ pub(crate) struct DataFile {
     pub(crate) path: PathBuf,
     pub(crate) salt: u64,
     pub(crate) handle: std::sync::Arc<dyn StorageFile>,
+    /// Set when a compaction replaced the file: the last holder's drop
+    /// deletes it (see `partition::reaper`).
+    pub(crate) obsolete: std::sync::OnceLock<Obsolete>,
+}
+
+impl DataFile {
+    /// A handle to data file `id`.
+    pub(crate) fn new(id: u32, path: PathBuf, salt: u64, handle: std::sync::Arc<dyn StorageFile>) -> Self {
+        DataFile {
+            id,
+            path,
+            salt,
+            handle,
+            obsolete: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Marks the file obsolete: it is deleted when its last holder drops it.
+    pub(crate) fn make_obsolete(&self, how: Obsolete) {
+        how.reaper.owe(self.id);
+        if let Err(how) = self.obsolete.set(how) {
+            // Already obsolete: the first marking deletes it.
+            drop(how);
+        }
+    }
+}
+
+impl Drop for DataFile {
+    fn drop(&mut self) {
+        if let Some(how) = self.obsolete.take() {
+            how.delete(self.id);
+        }
+    }
 }
 
 /// The data files a version can read, by id.

@@ -102,6 +102,11 @@ pub(crate) struct Counters {
     pub(crate) evictions: AtomicU64,
     /// Milliseconds since the Unix epoch of the last compaction; 0 = never.
     pub(crate) last_compaction_ms: AtomicU64,
+    /// A compaction is copying now.
+    pub(crate) compacting: std::sync::atomic::AtomicBool,
+    pub(crate) compactions: AtomicU64,
+    pub(crate) compactions_failed: AtomicU64,
+    pub(crate) compaction_saved: AtomicU64,
     pub(crate) read_latency: Histogram,
 }
 
@@ -124,6 +129,17 @@ impl Counters {
         self.fsyncs.fetch_add(1, Relaxed);
         self.fsync_nanos.fetch_add(nanos, Relaxed);
         self.fsync_max_nanos.fetch_max(nanos, Relaxed);
+    }
+
+    /// Records a completed compaction.
+    pub(crate) fn compacted(&self, report: &crate::compaction::CompactionReport) {
+        self.compactions.fetch_add(1, Relaxed);
+        self.compaction_saved.fetch_add(report.space_saved, Relaxed);
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64)
+            .max(1);
+        self.last_compaction_ms.store(ms, Relaxed);
     }
 
     /// Publishes the writer's view of the partition's size.
@@ -162,6 +178,12 @@ impl Counters {
             opens: ld(&self.opens),
             evictions: ld(&self.evictions),
             last_compaction: (ms != 0).then(|| UNIX_EPOCH + Duration::from_millis(ms)),
+            compacting: self.compacting.load(Relaxed),
+            compactions: ld(&self.compactions),
+            failed_compactions: ld(&self.compactions_failed),
+            compaction_space_saved: ld(&self.compaction_saved),
+            obsolete_files: 0,
+            obsolete_files_deleted: 0,
         }
     }
 }
@@ -220,6 +242,19 @@ pub struct PartitionStats {
     pub evictions: u64,
     /// When it was last compacted, if ever since the `Db` opened.
     pub last_compaction: Option<SystemTime>,
+    /// Whether a compaction is copying now.
+    pub compacting: bool,
+    /// Compactions completed (installed).
+    pub compactions: u64,
+    /// Compactions that failed, timed out or were cancelled (each rolled back).
+    pub failed_compactions: u64,
+    /// Bytes all completed compactions saved.
+    pub compaction_space_saved: u64,
+    /// Data files compactions replaced that are not deleted yet: a version
+    /// (a reader, a snapshot) still holds them.
+    pub obsolete_files: u64,
+    /// Data files compactions replaced that have been deleted.
+    pub obsolete_files_deleted: u64,
 }
 
 /// Statistics of a whole [`Db`](crate::Db); see [`Db::stats`](crate::Db::stats).
@@ -238,6 +273,10 @@ pub struct DbStats {
     pub evictions: u64,
     /// Of those, evictions because the partition was idle.
     pub idle_evictions: u64,
+    /// Compactions the scheduler started.
+    pub scheduled_compactions: u64,
+    /// Compactions running now.
+    pub running_compactions: u64,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::partition::files::{ensure_dir, sync_parent};
 use crate::storage::fs::RealFs;
 use crate::storage::sim::SimDisk;
 use crate::storage::{Backend, StorageLock};
+use crate::supervisor::scheduler::CompactionScheduler;
 
 use super::Db;
 
@@ -29,6 +30,7 @@ pub struct DbBuilder {
     pub(super) fs: Option<Backend>,
     pub(super) max_open_partitions: usize,
     pub(super) idle_timeout: Option<Duration>,
+    pub(super) scheduler: CompactionScheduler,
 }
 
 /// Default bound on open partitions.
@@ -53,6 +55,23 @@ impl DbBuilder {
     /// off. Runs on the tokio runtime `open` was called on.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// How compactions are scheduled (thresholds are per partition, in its
+    /// [`CompactionOptions`](crate::CompactionOptions)). Default:
+    /// [`CompactionScheduler::default`] (on, one at a time, after a quiet
+    /// period of 10 s); [`CompactionScheduler::disabled`] turns it off.
+    pub fn compaction_scheduler(mut self, scheduler: CompactionScheduler) -> Self {
+        self.scheduler = scheduler;
+        self
+    }
+
+    /// Compaction copies at most this many bytes per second (per
+    /// compaction), leaving the disk and the CPU to reads and writes.
+    /// Default: no limit. At least 1 MiB/s.
+    pub fn compaction_rate_limit(mut self, bytes_per_sec: u64) -> Self {
+        self.cfg.compaction_rate = Some(bytes_per_sec);
         self
     }
 
@@ -127,6 +146,17 @@ impl DbBuilder {
         if self.max_open_partitions == 0 {
             return Err(Error::InvalidConfig {
                 reason: "max_open_partitions must be at least 1".into(),
+            });
+        }
+        if self.scheduler.max_concurrent == 0 || self.scheduler.check_interval.is_zero() {
+            return Err(Error::InvalidConfig {
+                reason: "the compaction scheduler needs max_concurrent ≥ 1 and a positive check interval"
+                    .into(),
+            });
+        }
+        if self.cfg.compaction_rate.is_some_and(|r| r < 1 << 20) {
+            return Err(Error::InvalidConfig {
+                reason: "compaction_rate_limit must be at least 1 MiB/s".into(),
             });
         }
         if self.idle_timeout.is_some_and(|t| t.is_zero()) {

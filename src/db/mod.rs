@@ -119,6 +119,7 @@ impl Db {
             fs: None,
             max_open_partitions: builder::DEFAULT_MAX_OPEN_PARTITIONS,
             idle_timeout: None,
+            scheduler: crate::CompactionScheduler::default(),
         }
     }
 
@@ -144,6 +145,7 @@ impl Db {
             lock,
             b.max_open_partitions,
             b.idle_timeout,
+            b.scheduler,
         ));
         supervisor::spawn_idle_task(&sup);
         Db {
@@ -259,7 +261,7 @@ impl Db {
             name: slot.name.clone(),
             options: slot.options,
             dir: (slot.options.persistence == Persistence::Durable).then(|| slot.dir.clone()),
-            stats: slot.stats.snapshot(slot.gate.is_open()),
+            stats: slot.partition_stats(),
         })
     }
 
@@ -360,6 +362,19 @@ impl Db {
         }
     }
 
+    /// Subscribes to the database's [`Event`](crate::Event)s: compactions
+    /// started, completed and failed, and partitions evicted and reopened.
+    /// A subscriber that falls behind by more than
+    /// [`EVENT_BUFFER`](crate::EVENT_BUFFER) events loses the oldest
+    /// (the engine never waits for it); the subscription ends when the
+    /// database has closed.
+    ///
+    /// # Examples
+    /// See [`Events`](crate::Events).
+    pub fn events(&self) -> crate::Events {
+        self.shared.sup.events()
+    }
+
     /// Closes the database: requests in flight are answered, every open
     /// partition drains its mailbox, syncs and closes its files; then the
     /// directory lock is released. Afterwards every operation through a
@@ -367,7 +382,8 @@ impl Db {
     /// returns [`Error::Closed`]; [`Snapshot`](crate::Snapshot)s taken
     /// before stay readable until dropped. Memory-only partitions lose
     /// their contents. Concurrent calls (on clones) all wait for the one
-    /// closing and get its outcome.
+    /// closing and get its outcome. Running compactions are cancelled (rolled
+    /// back); subscriptions to [`Db::events`] end.
     ///
     /// # Errors
     /// The first error a partition reported while syncing, or the failure
@@ -402,6 +418,7 @@ impl Db {
                     drop(slot.owner.acquire().await);
                 }
                 drop(s.sup.lock.lock().unwrap_or_else(PoisonError::into_inner).take());
+                s.sup.close_events();
                 tracing::info!(root = %s.sup.root.display(), "database closed");
                 // An eviction's final close that failed after acknowledging
                 // unsynced writes is reported here, as a poisoned close is.

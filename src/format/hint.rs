@@ -70,6 +70,16 @@ impl HintWriter {
         self.count += 1;
     }
 
+    /// Sets the data file length the hint covers (for a hint built while
+    /// its data file was still being written).
+    #[must_use]
+    pub(crate) fn with_data_len(mut self, data_len: u64) -> Self {
+        self.buf[16..24].copy_from_slice(&data_len.to_le_bytes());
+        let crc = crc_of(&[&self.buf[..36]]);
+        self.buf[36..40].copy_from_slice(&crc.to_le_bytes());
+        self
+    }
+
     /// Appends the trailer and returns the file's bytes.
     pub(crate) fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&self.count.to_le_bytes());
@@ -177,6 +187,21 @@ mod tests {
             key: b"beta",
         });
         (w.finish(), 32 + 40 + 30)
+    }
+
+    #[test]
+    fn data_len_set_afterwards_verifies() {
+        let mut w = HintWriter::new(3, 0, 99);
+        w.push(&HintEntry {
+            seq: 1,
+            flags: 0,
+            offset: 32,
+            record_len: 40,
+            key: b"alpha",
+        });
+        let b = w.with_data_len(72).finish();
+        assert_eq!(read(&b, 3, 72, 99, 64, |_| {}), Ok(1));
+        assert!(read(&b, 3, 0, 99, 64, |_| {}).is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! 12     4    file count n (1 ..= MAX_FILES)
 //! 16     8    generation (incremented by every rewrite)
 //! 24     4    next file id
-//! 28     4n   file ids, strictly ascending; the last is the active file
+//! 28     4n   file ids, distinct, oldest data first; the last is the
+//!             active file (compaction outputs get new ids but hold older
+//!             records, so they are listed before the files written since)
 //! 28+4n  4    CRC32 of all preceding bytes
 //! ```
 //! Replaced atomically: `MANIFEST.tmp`, fsync, rename, fsync the directory.
@@ -28,7 +30,9 @@ const FIXED: usize = 28;
 pub(crate) struct Manifest {
     pub(crate) generation: u64,
     pub(crate) next_file_id: u32,
-    /// Live data files, ascending; the last one is the active file.
+    /// Live data files, distinct, in the order their records were written
+    /// (compaction outputs before the files written since); the last one is
+    /// the active file.
     pub(crate) files: Vec<u32>,
 }
 
@@ -73,8 +77,10 @@ impl Manifest {
         }
         let files: Vec<u32> = (0..count).map(|i| u32_at(b, FIXED + 4 * i)).collect();
         let next_file_id = u32_at(b, 24);
-        if files.windows(2).any(|w| w[0] >= w[1]) || files[count - 1] >= next_file_id {
-            return Err(FormatError("manifest file ids out of order"));
+        let mut sorted = files.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) || sorted[count - 1] >= next_file_id {
+            return Err(FormatError("manifest file ids repeated or not below the next id"));
         }
         Ok(Manifest {
             generation: u64_at(b, 16),
@@ -105,6 +111,28 @@ mod tests {
         }
         assert!(Manifest::decode(&b[..b.len() - 1]).is_err());
         assert!(Manifest::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn compaction_order_accepted_repeats_refused() {
+        // Outputs (ids 7, 8) listed before the file written since (5).
+        let m = Manifest {
+            generation: 4,
+            next_file_id: 9,
+            files: vec![7, 8, 5],
+        };
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m.clone()));
+        assert_eq!(m.active(), 5);
+        let repeated = Manifest {
+            files: vec![7, 5, 7],
+            ..m.clone()
+        };
+        assert!(Manifest::decode(&repeated.encode()).is_err());
+        let beyond = Manifest {
+            files: vec![9, 5],
+            ..m
+        };
+        assert!(Manifest::decode(&beyond.encode()).is_err());
     }
 
     #[test]

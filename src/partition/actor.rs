@@ -17,15 +17,19 @@ use bytes::Bytes;
 use flume::Receiver;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
+use crate::compaction::CompactionReport;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
+use crate::events::EventSender;
 use crate::options::parse_int;
 use crate::snapshot::{SnapshotCell, Version};
 use crate::stats::Counters;
 use crate::storage::{Backend, StorageLock};
 
+use super::compactor::Compactor;
 use super::files::ensure_dir;
 use super::intake::{Arrival, Intake};
+use super::reaper::Reaper;
 use super::writer::{Op, WriteSet, Writer};
 
 /// A message to the actor. Each carries the sender its answer goes to.
@@ -44,6 +48,16 @@ pub(crate) enum Request {
     },
     /// Make everything acknowledged so far durable.
     Sync { reply: oneshot::Sender<Result<()>> },
+    /// Compact the sealed files (or join the compaction running); answers
+    /// its report once installed.
+    Compact {
+        reply: oneshot::Sender<Result<CompactionReport>>,
+    },
+    /// Abandon a running compaction (the partition is being dropped or
+    /// closed); its waiters get `CompactionCancelled`.
+    CancelCompaction,
+    /// The background copy finished (a nudge; see `compactor`).
+    CompactionReady,
     /// Drain, sync, close the files, then answer and stop. With `retire`
     /// (eviction, drop) the partition's cell is emptied too, releasing the
     /// index; without (the database closing) the last version stays.
@@ -79,6 +93,12 @@ pub(crate) struct ActorSpec {
     /// panic): requesters waiting for a reply that will never come (queued
     /// behind a shutdown) see it and answer themselves `Closed`.
     pub(crate) stopped: tokio::sync::watch::Sender<()>,
+    /// The partition's reaper of obsolete files (across incarnations).
+    pub(crate) reaper: crate::sync::Arc<Reaper>,
+    /// The actor's own mailbox, for the compaction copy's nudge.
+    pub(crate) mailbox: flume::WeakSender<Request>,
+    /// Where compaction events go (`None` once the `Db` is closing).
+    pub(crate) events: Option<EventSender>,
 }
 
 /// Starts the actor thread. It creates the directory if needed, recovers
@@ -109,6 +129,7 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
                     crate::sync::Arc::clone(&spec.cell),
                     Arc::clone(&spec.stats),
                     spec.clean,
+                    crate::sync::Arc::clone(&spec.reaper),
                 )
             });
             match writer {
@@ -117,7 +138,22 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
                     // The opener may have given up (its future dropped); then
                     // nobody holds a sender either and `run` ends at once.
                     let _ = opened.send(Ok(()));
-                    run(spec.owner, spec.lock, &rx, &spec.cfg, &spec.stats, writer);
+                    let compactor = Compactor::new(
+                        &spec.name,
+                        spec.mailbox,
+                        spec.events,
+                        Arc::clone(&spec.stats),
+                        spec.cfg.background_hints,
+                    );
+                    run(
+                        spec.owner,
+                        spec.lock,
+                        &rx,
+                        &spec.cfg,
+                        &spec.stats,
+                        writer,
+                        compactor,
+                    );
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "partition failed to open");
@@ -133,6 +169,8 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
 /// A non-write request, handled after the group that precedes it.
 enum Control {
     Sync(oneshot::Sender<Result<()>>),
+    Compact(oneshot::Sender<Result<CompactionReport>>),
+    CancelCompaction,
     Shutdown(oneshot::Sender<Result<bool>>, bool),
 }
 
@@ -200,12 +238,17 @@ fn run(
     cfg: &Config,
     stats: &Counters,
     mut writer: Writer,
+    mut compactor: Compactor,
 ) {
     let mut sets: Vec<WriteSet> = Vec::new();
     let mut replies: Vec<Reply> = Vec::new();
     let mut intake = Intake::new(cfg.durability == Durability::Always);
     loop {
+        // A background copy that finished is installed between groups.
+        compactor.poll(&mut writer);
         let first = match intake.first(rx, writer.sync_deadline()) {
+            // Only a wake-up: the loop polls the compactor first.
+            Arrival::Request(Request::CompactionReady) => continue,
             Arrival::Request(r) => r,
             Arrival::Deadline => {
                 // A failure poisons the writer; the next request reports it.
@@ -239,6 +282,16 @@ fn run(
                     control = Some(Control::Sync(reply));
                     break;
                 }
+                Request::Compact { reply } => {
+                    control = Some(Control::Compact(reply));
+                    break;
+                }
+                Request::CancelCompaction => {
+                    control = Some(Control::CancelCompaction);
+                    break;
+                }
+                // Only a wake-up: the loop polls the compactor.
+                Request::CompactionReady => {}
                 Request::Shutdown { reply, retire } => {
                     control = Some(Control::Shutdown(reply, retire));
                     break;
@@ -277,7 +330,10 @@ fn run(
                 // The caller may have stopped waiting; the sync happened regardless.
                 let _ = reply.send(writer.sync());
             }
+            Some(Control::Compact(reply)) => compactor.request(&mut writer, reply),
+            Some(Control::CancelCompaction) => compactor.cancel(&mut writer),
             Some(Control::Shutdown(reply, retire)) => {
+                compactor.cancel(&mut writer);
                 let cell = writer.cell();
                 let clean = !writer.is_poisoned();
                 let result = writer.close().map(|()| clean);
@@ -301,6 +357,7 @@ fn run(
     }
     // Every handle is gone (or the opening was abandoned): sync and close
     // quietly, and release the index while still owning the directory.
+    compactor.cancel(&mut writer);
     let cell = writer.cell();
     if let Err(e) = writer.close() {
         tracing::error!(error = %e, "final sync failed");

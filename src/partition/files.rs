@@ -28,12 +28,7 @@ pub(crate) fn create_data_file(fs: &dyn Storage, dir: &Path, id: u32) -> Result<
         .write_all_at(&header.encode(), 0)
         .map_err(|e| Error::io("write", &path, e))?;
     handle.sync_all().map_err(|e| Error::io("sync_all", &path, e))?;
-    Ok(DataFile {
-        id,
-        path,
-        salt: header.salt,
-        handle,
-    })
+    Ok(DataFile::new(id, path, header.salt, handle))
 }
 
 /// Opens data file `id` and verifies its header.
@@ -56,15 +51,7 @@ pub(crate) fn open_data_file(
         .read_exact_at(&mut head, 0)
         .map_err(|e| Error::io("read", &path, e))?;
     let header = DataFileHeader::decode(&head, id).map_err(|e| Error::corrupt(&path, 0, e.0))?;
-    Ok((
-        DataFile {
-            id,
-            path,
-            salt: header.salt,
-            handle,
-        },
-        len,
-    ))
+    Ok((DataFile::new(id, path, header.salt, handle), len))
 }
 
 /// Replaces `dir/name` with `bytes` atomically: write `dir/tmp_name`, fsync
@@ -77,15 +64,51 @@ pub(crate) fn replace_atomically(
     tmp_name: &str,
     bytes: &[u8],
 ) -> Result<()> {
+    replace_staged(fs, dir, name, tmp_name, bytes).map_err(|f| f.error)
+}
+
+/// Why an atomic replace failed, and whether the old file is surely intact.
+#[derive(Debug)]
+pub(crate) struct ReplaceFailed {
+    /// The rename happened: the new contents may be what the next open
+    /// reads (whether the rename is durable is unknown).
+    pub(crate) renamed: bool,
+    pub(crate) error: Error,
+}
+
+/// [`replace_atomically`], telling a failure before the rename (the old
+/// file is untouched; the temporary is removed, best effort) from one after.
+pub(crate) fn replace_staged(
+    fs: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    tmp_name: &str,
+    bytes: &[u8],
+) -> std::result::Result<(), ReplaceFailed> {
     let tmp = dir.join(tmp_name);
     let dst = dir.join(name);
-    let file = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let before = |error: Error| {
+        // A leftover temporary is removed at the next open anyway.
+        let _ = fs.remove(&tmp);
+        ReplaceFailed {
+            renamed: false,
+            error,
+        }
+    };
+    let file = fs
+        .create(&tmp)
+        .map_err(|e| before(Error::io("create", &tmp, e)))?;
     file.write_all_at(bytes, 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_all().map_err(|e| Error::io("sync_all", &tmp, e))?;
+        .map_err(|e| before(Error::io("write", &tmp, e)))?;
+    file.sync_all()
+        .map_err(|e| before(Error::io("sync_all", &tmp, e)))?;
     drop(file);
-    fs.rename(&tmp, &dst).map_err(|e| Error::io("rename", &tmp, e))?;
-    fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))
+    fs.rename(&tmp, &dst)
+        .map_err(|e| before(Error::io("rename", &tmp, e)))?;
+    fs.sync_dir(dir).map_err(|e| ReplaceFailed {
+        renamed: true,
+        error: Error::io("sync_dir", dir, e),
+    })
 }
 
 /// Durably replaces the partition's manifest.

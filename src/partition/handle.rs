@@ -7,13 +7,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::compaction::CompactionReport;
 use crate::config::{MAX_BATCH_BYTES, MAX_KEY_LEN};
 use crate::error::{Error, Result};
 use crate::options::{PartitionOptions, parse_int};
 use crate::snapshot::Version;
 use crate::stats::PartitionStats;
 use crate::supervisor::Supervisor;
-use crate::supervisor::slot::Slot;
+use crate::supervisor::slot::{Incarnation, Slot};
 use crate::sync::{Arc, Ordering};
 
 use super::actor::Request;
@@ -76,7 +77,7 @@ impl Partition {
 
     /// The partition's statistics (see [`PartitionStats`] for what is exact).
     pub fn stats(&self) -> PartitionStats {
-        self.slot.stats.snapshot(self.slot.gate.is_open())
+        self.slot.partition_stats()
     }
 
     fn check_open(&self) -> Result<()> {
@@ -275,6 +276,34 @@ impl Partition {
         self.request(|reply| Request::Sync { reply }).await
     }
 
+    /// Compacts the partition now, online: the live records of every sealed
+    /// data file are copied into new files in the background (the active
+    /// file is sealed first), which then replace the old ones atomically.
+    /// Reads and writes go on meanwhile; writes made during the copy win.
+    /// The old files are deleted once no snapshot reads them.
+    ///
+    /// Returns a report with `skipped` set, doing nothing, when no dead byte
+    /// can be reclaimed, when the saving would be below the partition's
+    /// [`min_space_saving`](crate::CompactionOptions::min_space_saving), or
+    /// when the file system lacks the space for the copy. If a compaction
+    /// is running already (the scheduler's, say), this waits for it and
+    /// returns its report. While it runs the partition is not evicted.
+    ///
+    /// # Errors
+    /// [`Error::CompactionTimedOut`] (past the partition's
+    /// [`timeout`](crate::CompactionOptions::timeout)) and
+    /// [`Error::CompactionCancelled`] (the partition was dropped or closed),
+    /// [`Error::Io`] and [`Error::Corrupt`] (a damaged input): in every case
+    /// the compaction was rolled back and the partition is on its old
+    /// files. [`Error::Poisoned`], [`Error::PartitionDropped`],
+    /// [`Error::Closed`].
+    ///
+    /// # Examples
+    /// See [`CompactionReport`].
+    pub async fn compact(&self) -> Result<CompactionReport> {
+        self.request(|reply| Request::Compact { reply }).await
+    }
+
     /// A consistent point-in-time view of the partition (opening it if it
     /// was evicted). The view stays readable after the partition is evicted
     /// or the database closed, until dropped.
@@ -315,8 +344,24 @@ impl Partition {
     async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Request) -> Result<T> {
         self.check_open()?;
         let lease = self.sup.lease(&self.slot).await?;
+        self.ask(&lease.inc, make).await
+    }
+
+    /// Compacts through an incarnation the caller holds a lease on (the
+    /// scheduler's way: it never opens a partition to compact it).
+    pub(crate) async fn compact_on(&self, inc: &Incarnation) -> Result<CompactionReport> {
+        self.ask(inc, |reply| Request::Compact { reply }).await
+    }
+
+    /// Sends a request to `inc` (under a lease the caller holds) and waits
+    /// for the answer, or for the actor's end (`Closed`).
+    async fn ask<T>(
+        &self,
+        inc: &Incarnation,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Request,
+    ) -> Result<T> {
         let (reply, mut rx) = oneshot::channel();
-        let req = match lease.inc.tx.try_send(make(reply)) {
+        let req = match inc.tx.try_send(make(reply)) {
             Ok(()) => None,
             Err(flume::TrySendError::Full(req)) => Some(req),
             Err(flume::TrySendError::Disconnected(_)) => return Err(Error::Closed),
@@ -324,9 +369,9 @@ impl Partition {
         if let Some(req) = req {
             // A full mailbox makes this wait: backpressure, not unbounded memory.
             self.slot.stats.mailbox_full.fetch_add(1, Relaxed);
-            lease.inc.tx.send_async(req).await.map_err(|_| Error::Closed)?;
+            inc.tx.send_async(req).await.map_err(|_| Error::Closed)?;
         }
-        let mut stopped = lease.inc.stopped.clone();
+        let mut stopped = inc.stopped.clone();
         tokio::select! {
             biased;
             r = &mut rx => r.map_err(|_| Error::Closed)?,

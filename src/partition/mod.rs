@@ -3,10 +3,13 @@
 
 pub(crate) mod actor;
 mod batch;
+pub(crate) mod compaction;
+mod compactor;
 pub(crate) mod files;
 mod handle;
 mod intake;
 pub(crate) mod read;
+pub(crate) mod reaper;
 pub(crate) mod recovery;
 pub(crate) mod scan;
 mod view;

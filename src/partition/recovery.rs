@@ -40,6 +40,7 @@ use crate::snapshot::{DataFile, FileSet};
 use crate::storage::Storage;
 
 use super::files::{create_data_file, hint_entry, open_data_file, read_all, store_hint, write_manifest};
+use super::reaper::Reaper;
 use super::scan::{ScanEnd, ScanMode, is_tombstone, scan};
 
 /// What recovery hands to the writer.
@@ -152,12 +153,14 @@ pub(crate) fn create_fresh(fs: &dyn Storage, dir: &Path) -> Result<()> {
 /// partition cleanly (synced, files closed) since it last recovered it, so
 /// the active file and the directory are durable already and the syncs of
 /// steps 4 and 5 are skipped (unless a tail had to be cut).
-pub(crate) fn recover(fs: &dyn Storage, dir: &Path, clean: bool) -> Result<Recovered> {
-    match recover_with(fs, dir, true, clean)? {
+/// Obsolete files the `reaper` still owes deleting (an old snapshot holds
+/// them) are left to it.
+pub(crate) fn recover(fs: &dyn Storage, dir: &Path, clean: bool, reaper: &Reaper) -> Result<Recovered> {
+    match recover_with(fs, dir, true, clean, reaper)? {
         Some(r) => Ok(r),
         None => {
             tracing::info!(dir = %dir.display(), "records out of sequence order; merging by sequence");
-            recover_with(fs, dir, false, clean)?
+            recover_with(fs, dir, false, clean, reaper)?
                 .ok_or_else(|| Error::corrupt(dir, 0, "recovery did not converge"))
         }
     }
@@ -165,7 +168,13 @@ pub(crate) fn recover(fs: &dyn Storage, dir: &Path, clean: bool) -> Result<Recov
 
 /// One recovery attempt; `None` if `ordered` and a record came out of order
 /// (nothing was truncated or removed because of it).
-fn recover_with(fs: &dyn Storage, dir: &Path, ordered: bool, clean: bool) -> Result<Option<Recovered>> {
+fn recover_with(
+    fs: &dyn Storage,
+    dir: &Path,
+    ordered: bool,
+    clean: bool,
+    reaper: &Reaper,
+) -> Result<Option<Recovered>> {
     let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let manifest_path = dir.join(MANIFEST_NAME);
     if !names.iter().any(|n| n == MANIFEST_NAME) {
@@ -173,11 +182,11 @@ fn recover_with(fs: &dyn Storage, dir: &Path, ordered: bool, clean: bool) -> Res
         create_fresh(fs, dir)?;
         // `create_fresh` synced the new data file and (replacing the
         // manifest) the directory: recovery need not sync them again.
-        return recover_with(fs, dir, ordered, true);
+        return recover_with(fs, dir, ordered, true, reaper);
     }
     let bytes = read_all(fs, &manifest_path, 64 << 20)?;
     let manifest = Manifest::decode(&bytes).map_err(|e| Error::corrupt(&manifest_path, 0, e.0))?;
-    remove_unlisted(fs, dir, &names, &manifest)?;
+    remove_unlisted(fs, dir, &names, &manifest, reaper)?;
 
     let mut build = Builder::new(ordered);
     let mut files = FileSet::new();
@@ -392,9 +401,18 @@ fn adopt_unlisted(fs: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> 
     Ok(())
 }
 
-/// Removes data files and hints the manifest does not list, and temporaries.
-fn remove_unlisted(fs: &dyn Storage, dir: &Path, names: &[String], manifest: &Manifest) -> Result<()> {
-    let listed = |id: u32| manifest.files.binary_search(&id).is_ok();
+/// Removes data files and hints the manifest does not list (the outputs of
+/// an interrupted compaction, or its inputs once its manifest is durable),
+/// and temporaries; obsolete files the reaper owes deleting are its job.
+fn remove_unlisted(
+    fs: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    manifest: &Manifest,
+    reaper: &Reaper,
+) -> Result<()> {
+    let files: std::collections::HashSet<u32> = manifest.files.iter().copied().collect();
+    let listed = |id: u32| files.contains(&id) || reaper.owes(id);
     let mut removed = false;
     for name in names {
         let orphan = match classify(name) {

@@ -31,6 +31,8 @@ pub(crate) struct ScannedRecord<'a> {
     pub(crate) seq: u64,
     pub(crate) flags: u8,
     pub(crate) key: &'a [u8],
+    /// The record's value (empty for a tombstone), verified by its CRC.
+    pub(crate) value: &'a [u8],
     pub(crate) location: Location,
 }
 
@@ -80,6 +82,7 @@ struct Pending {
     seq: u64,
     flags: u8,
     key: Vec<u8>,
+    value: Vec<u8>,
     location: Location,
 }
 
@@ -143,6 +146,7 @@ pub(crate) fn scan(
                 seq: header.seq,
                 flags: header.flags,
                 key: key.to_vec(),
+                value: value.to_vec(),
                 location,
             });
             continue;
@@ -152,6 +156,7 @@ pub(crate) fn scan(
                 seq: p.seq,
                 flags: p.flags,
                 key: &p.key,
+                value: &p.value,
                 location: p.location,
             });
             end.records += 1;
@@ -160,6 +165,7 @@ pub(crate) fn scan(
             seq: header.seq,
             flags: header.flags,
             key,
+            value,
             location,
         });
         end.records += 1;

@@ -31,7 +31,12 @@ use crate::storage::Backend;
 use crate::sync::Arc;
 
 use super::files::{create_data_file, write_hint, write_manifest};
+use super::reaper::Reaper;
 use super::recovery::{Recovered, recover};
+
+mod compact;
+
+pub(crate) use compact::Begin;
 
 /// Active files at least this large get a hint when the writer closes
 /// cleanly: scanning them at the next open would cost more than the hint.
@@ -103,11 +108,20 @@ pub(crate) struct Writer {
     /// The background thread writing the last sealed file's hint.
     hint_job: Option<std::thread::JoinHandle<()>>,
     buf: Vec<u8>,
+    /// Deletes the files compactions replaced, once no version reads them.
+    reaper: Arc<Reaper>,
+    /// The compaction running in the background, if any: what it replaces
+    /// and which keys were written since it began.
+    compacting: Option<compact::Tracking>,
 }
 
 impl Writer {
     /// Recovers the partition in `dir` (which exists) and publishes its
     /// first version into `cell`. `clean`: see [`recover`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one of the partition's parts, handed over once by the actor"
+    )]
     pub(crate) fn open(
         name: &str,
         fs: Backend,
@@ -116,6 +130,7 @@ impl Writer {
         cell: Arc<SnapshotCell<Version>>,
         stats: StdArc<Counters>,
         clean: bool,
+        reaper: Arc<Reaper>,
     ) -> Result<Self> {
         let Recovered {
             manifest,
@@ -127,7 +142,7 @@ impl Writer {
             scanned_sealed,
             live_bytes,
             active_hinted,
-        } = recover(&*fs, &dir, clean)?;
+        } = recover(&*fs, &dir, clean, &reaper)?;
         tracing::info!(
             keys = index.len(),
             files = files.len(),
@@ -163,6 +178,8 @@ impl Writer {
             acked_unsynced: false,
             hint_job: None,
             buf: Vec::new(),
+            reaper,
+            compacting: None,
         };
         writer.publish();
         Ok(writer)
@@ -222,6 +239,9 @@ impl Writer {
                     0
                 };
                 let start = self.buf.len();
+                if let Some(tracking) = &mut self.compacting {
+                    tracking.touch(op);
+                }
                 match op {
                     Op::Put { key, value } => {
                         record::encode(&mut self.buf, salt, self.next_seq, cont, key, value);

@@ -110,6 +110,11 @@ impl Storage for RealFs {
         File::open(path)?.sync_all()
     }
 
+    fn available_space(&self, dir: &Path) -> io::Result<u64> {
+        // statvfs(2), through fs4 (rustix): no unsafe code here.
+        fs4::available_space(dir)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         // `read_dir` would follow a symbolic link standing at `dir`.
         if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {

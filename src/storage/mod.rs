@@ -55,6 +55,9 @@ pub(crate) trait Storage: Send + Sync + fmt::Debug + 'static {
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Bytes available to this process on the file system holding `dir`
+    /// (`statvfs`'s `f_bavail`): compaction checks it before copying.
+    fn available_space(&self, dir: &Path) -> io::Result<u64>;
     /// The names of the entries of a directory, in no particular order. A
     /// symbolic link in place of `dir` is never followed (`NotADirectory`).
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;

@@ -19,6 +19,7 @@
 //! looked to the front instead of evicting it (a second chance, as in CLOCK).
 
 pub(crate) mod gate;
+pub(crate) mod scheduler;
 pub(crate) mod slot;
 
 use std::path::PathBuf;
@@ -31,12 +32,14 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::events::{Event, EventSender, Events};
 use crate::partition::actor::{self, ActorSpec, Request};
 use crate::stats::DbStats;
 use crate::storage::{Backend, StorageLock};
 use crate::sync::AtomicBool;
 
 use gate::Admission;
+use scheduler::{CompactionScheduler, Scheduler};
 use slot::{Incarnation, Slot};
 
 /// An open, evictable partition in the LRU.
@@ -81,6 +84,9 @@ pub(crate) struct Supervisor {
     /// The first failure of an eviction's final close (acknowledged writes
     /// may be lost): reported by `Db::close`.
     deferred: Mutex<Option<Error>>,
+    /// Where events go; taken when the `Db` has closed, so subscriptions end.
+    events: Mutex<Option<EventSender>>,
+    pub(crate) scheduler: Scheduler,
 }
 
 /// A request's permission to use an open incarnation; given back on drop.
@@ -104,6 +110,7 @@ impl Supervisor {
         lock: Box<dyn StorageLock>,
         max_open: usize,
         idle_timeout: Option<Duration>,
+        scheduler: CompactionScheduler,
     ) -> Supervisor {
         Supervisor {
             root,
@@ -120,7 +127,37 @@ impl Supervisor {
             evictions: AtomicU64::new(0),
             idle_evictions: AtomicU64::new(0),
             deferred: Mutex::new(None),
+            events: Mutex::new(Some(EventSender::default())),
+            scheduler: Scheduler::new(scheduler),
         }
+    }
+
+    fn event_sender(&self) -> Option<EventSender> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Sends an event to the subscribers (none once closed).
+    fn emit(&self, event: Event) {
+        if let Some(events) = self.event_sender() {
+            events.emit(event);
+        }
+    }
+
+    /// A subscription to the database's events (one that ends at once if
+    /// the database has closed).
+    pub(crate) fn events(&self) -> Events {
+        self.event_sender().unwrap_or_default().subscribe()
+    }
+
+    /// Ends every subscription once the events sent so far are received
+    /// (the `Db` closed: its actors, which hold the other senders, are gone).
+    pub(crate) fn close_events(&self) {
+        drop(self.events.lock().unwrap_or_else(PoisonError::into_inner).take());
+    }
+
+    /// The open, evictable partitions.
+    pub(crate) fn open_slots(&self) -> Vec<Arc<Slot>> {
+        self.lru().iter().map(|(_, t)| Arc::clone(&t.slot)).collect()
     }
 
     fn lru(&self) -> std::sync::MutexGuard<'_, LruCache<u64, Tracked>> {
@@ -180,6 +217,7 @@ impl Supervisor {
             .clone()
             .ok_or(Error::Closed)?;
         let (tx, rx) = flume::bounded(slot.cfg.mailbox_capacity);
+        let mailbox = tx.downgrade();
         let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
         let (stopped_tx, stopped) = tokio::sync::watch::channel(());
         let spec = ActorSpec {
@@ -193,6 +231,9 @@ impl Supervisor {
             lock,
             owner,
             stopped: stopped_tx,
+            reaper: crate::sync::Arc::clone(&slot.reaper),
+            mailbox,
+            events: self.event_sender(),
         };
         let started = std::time::Instant::now();
         actor::spawn(spec, rx, opened_tx)?;
@@ -221,12 +262,19 @@ impl Supervisor {
                 },
             );
         }
+        let took = started.elapsed();
         tracing::info!(
             partition = %slot.name,
             reopen,
-            took_us = started.elapsed().as_micros() as u64,
+            took_us = took.as_micros() as u64,
             "partition opened"
         );
+        if reopen {
+            self.emit(Event::PartitionReopened {
+                partition: slot.name.clone(),
+                took,
+            });
+        }
         drop(turn);
         Ok(())
     }
@@ -327,14 +375,19 @@ impl Supervisor {
             self.idle_evictions.fetch_add(1, Relaxed);
         }
         tracing::info!(partition = %slot.name, idle, "partition evicted");
+        self.emit(Event::PartitionEvicted {
+            partition: slot.name.clone(),
+            idle,
+        });
         Eviction::Done
     }
 
     /// The periodic work: back under the bound if busy partitions forced an
-    /// opening over it, then the idle timeout.
-    pub(crate) async fn tick(&self) {
+    /// opening over it, then the idle timeout, then the compactions due.
+    pub(crate) async fn tick(self: &Arc<Self>) {
         self.shrink_to(self.max_open).await;
         self.evict_idle().await;
+        self.schedule_compactions();
     }
 
     /// Evicts every partition idle for the timeout.
@@ -379,6 +432,11 @@ impl Supervisor {
     pub(crate) async fn stop(&self, slot: &Slot, dropped: bool) -> Result<()> {
         let turn = slot.turn.lock().await;
         let inc = slot.gate.seal(dropped);
+        if let Some(inc) = &inc {
+            // A running compaction holds a lease: cancel it rather than wait
+            // for it (an actor already gone needs no cancelling).
+            let _ = inc.tx.send_async(Request::CancelCompaction).await;
+        }
         slot.drained().await;
         let mut result = Ok(());
         if let Some(inc) = inc {
@@ -407,6 +465,8 @@ impl Supervisor {
             reopens: self.reopens.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             idle_evictions: self.idle_evictions.load(Relaxed),
+            scheduled_compactions: self.scheduler.started.load(Relaxed),
+            running_compactions: self.scheduler.running.load(Relaxed) as u64,
         }
     }
 }
@@ -479,14 +539,16 @@ pub(crate) async fn shutdown(inc: &Incarnation, retire: bool) -> Result<bool> {
     }
 }
 
-/// Runs [`Supervisor::tick`] every quarter of the idle timeout (every second
-/// without one) until the database closes or is dropped.
+/// Runs [`Supervisor::tick`] every quarter of the idle timeout, or the
+/// scheduler's check interval if shorter (at most every second), until the
+/// database closes or is dropped.
 pub(crate) fn spawn_idle_task(sup: &Arc<Supervisor>) {
     let weak = Arc::downgrade(sup);
-    let period = sup
-        .idle_timeout
-        .map_or(Duration::from_secs(1), |t| t / 4)
-        .clamp(Duration::from_millis(1), Duration::from_secs(1));
+    let mut period = sup.idle_timeout.map_or(Duration::from_secs(1), |t| t / 4);
+    if sup.scheduler.opts.enabled {
+        period = period.min(sup.scheduler.opts.check_interval);
+    }
+    let period = period.clamp(Duration::from_millis(1), Duration::from_secs(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::name;
 use crate::options::{PartitionOptions, Persistence};
 use crate::partition::actor::Request;
+use crate::partition::reaper::Reaper;
 use crate::snapshot::{SnapshotCell, Version};
 use crate::stats::Counters;
 use crate::storage::Backend;
@@ -52,6 +53,9 @@ pub(crate) struct Slot {
     /// Its last incarnation was retired cleanly (synced, files closed) by
     /// this process: the next opening may skip recovery's syncs.
     pub(crate) clean: std::sync::atomic::AtomicBool,
+    /// Deletes the files compactions replaced once no version reads them;
+    /// outlives incarnations (an old snapshot may hold such a file).
+    pub(crate) reaper: crate::sync::Arc<Reaper>,
 }
 
 impl Slot {
@@ -82,7 +86,16 @@ impl Slot {
             turn: tokio::sync::Mutex::new(()),
             owner: Arc::new(Semaphore::new(1)),
             clean: std::sync::atomic::AtomicBool::new(false),
+            reaper: crate::sync::Arc::default(),
         }
+    }
+
+    /// The partition's statistics, as users see them.
+    pub(crate) fn partition_stats(&self) -> crate::stats::PartitionStats {
+        let mut stats = self.stats.snapshot(self.gate.is_open());
+        stats.obsolete_files = self.reaper.owed() as u64;
+        stats.obsolete_files_deleted = self.reaper.deleted() as u64;
+        stats
     }
 
     /// Memory-only partitions are never evicted.

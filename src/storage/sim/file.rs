@@ -151,6 +151,12 @@ impl Storage for SimDisk {
         Ok(())
     }
 
+    fn available_space(&self, dir: &Path) -> io::Result<u64> {
+        let st = self.st();
+        st.existing_dir(dir)?;
+        Ok(st.available)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut st = self.st();
         st.enter(SimOp::List)?;

@@ -106,6 +106,7 @@ impl SimDisk {
             counts: [0; OP_KINDS],
             armed: Vec::new(),
             injected: 0,
+            available: u64::MAX,
         };
         SimDisk {
             state: Arc::new(Mutex::new(state)),
@@ -136,6 +137,12 @@ impl SimDisk {
             fault,
             persistent,
         });
+    }
+
+    /// Sets the free space the disk reports to compaction's space check
+    /// (it does not limit writes; [`SimFault::Enospc`] does that).
+    pub fn set_available_space(&self, bytes: u64) {
+        self.st().available = bytes;
     }
 
     /// Disarms every fault.

@@ -37,6 +37,8 @@ pub(super) struct State {
     pub(super) counts: [u64; OP_KINDS],
     pub(super) armed: Vec<Armed>,
     pub(super) injected: u64,
+    /// What `available_space` reports (`u64::MAX` unless a test set it).
+    pub(super) available: u64,
 }
 
 impl fmt::Debug for State {
