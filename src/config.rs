@@ -55,8 +55,13 @@ pub(crate) struct Config {
     pub(crate) compaction: CompactionOptions,
     /// Compaction copies at most this many bytes per second (`None`: no limit).
     pub(crate) compaction_rate: Option<u64>,
+    /// The compaction thread's nice value (0 ..= 19; Linux only).
+    pub(crate) compaction_nice: i32,
 }
 
+/// The compaction thread's default nice value: background work yields the
+/// CPU to readers and the writer when they compete for it.
+pub(crate) const DEFAULT_COMPACTION_NICE: i32 = 10;
 /// Defaults, also quoted in the builder's docs.
 pub(crate) const DEFAULT_MAX_FILE_SIZE: u64 = 64 << 20;
 pub(crate) const DEFAULT_MAX_VALUE_LEN: usize = 16 << 20;
@@ -88,6 +93,7 @@ impl Default for Config {
             background_hints: true,
             compaction: CompactionOptions::default(),
             compaction_rate: None,
+            compaction_nice: DEFAULT_COMPACTION_NICE,
         }
     }
 }
@@ -112,6 +118,12 @@ impl Config {
             return bad(format!(
                 "mailbox_capacity {} is outside 1 ..= 1048576",
                 self.mailbox_capacity
+            ));
+        }
+        if !(0..=19).contains(&self.compaction_nice) {
+            return bad(format!(
+                "compaction nice value {} is outside 0 ..= 19",
+                self.compaction_nice
             ));
         }
         if self.max_group_requests == 0 || self.max_group_bytes == 0 {

@@ -275,7 +275,8 @@ pub struct DbStats {
     pub idle_evictions: u64,
     /// Compactions the scheduler started.
     pub scheduled_compactions: u64,
-    /// Compactions running now.
+    /// Compactions the scheduler is running now (explicit
+    /// [`Partition::compact`](crate::Partition::compact) calls not counted).
     pub running_compactions: u64,
 }
 

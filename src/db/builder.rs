@@ -75,6 +75,16 @@ impl DbBuilder {
         self
     }
 
+    /// The nice value of compaction threads (Linux; 0 ..= 19): the higher,
+    /// the more readily the copy yields the CPU to reads and writes. Default
+    /// 10, as background work usually runs (RocksDB lowers its compaction
+    /// threads' priority the same way); 0 runs it at the priority of the
+    /// rest of the process.
+    pub fn compaction_thread_nice(mut self, nice: i32) -> Self {
+        self.cfg.compaction_nice = nice;
+        self
+    }
+
     /// When writes become durable, for partitions whose options do not say.
     /// Default: [`Durability::Always`].
     pub fn durability(mut self, d: Durability) -> Self {

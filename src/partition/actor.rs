@@ -144,6 +144,7 @@ pub(crate) fn spawn(spec: ActorSpec, rx: Receiver<Request>, opened: oneshot::Sen
                         spec.events,
                         Arc::clone(&spec.stats),
                         spec.cfg.background_hints,
+                        spec.cfg.compaction_nice,
                     );
                     run(
                         spec.owner,

@@ -48,6 +48,8 @@ pub(crate) struct Compactor {
     /// Run copies on a thread of their own (off on the simulated disk, where
     /// they run inline on the actor, in a deterministic order of I/O).
     background: bool,
+    /// The copy thread's nice value.
+    nice: i32,
 }
 
 impl Compactor {
@@ -57,6 +59,7 @@ impl Compactor {
         events: Option<EventSender>,
         stats: Arc<Counters>,
         background: bool,
+        nice: i32,
     ) -> Self {
         Compactor {
             name: name.to_owned(),
@@ -65,6 +68,7 @@ impl Compactor {
             events,
             stats,
             background,
+            nice,
         }
     }
 
@@ -123,10 +127,13 @@ impl Compactor {
             }
         };
         if self.background {
+            let nice = self.nice;
             match std::thread::Builder::new()
                 .name(format!("caskade:compact:{}", self.name))
-                .spawn(copy)
-            {
+                .spawn(move || {
+                    lower_priority(nice);
+                    copy();
+                }) {
                 Ok(handle) => running.thread = Some(handle),
                 Err(e) => {
                     writer.abandon_compaction();
@@ -218,5 +225,42 @@ impl Compactor {
         for w in waiters {
             let _ = w.send(Err(e.clone()));
         }
+    }
+}
+
+/// Gives the calling thread the nice value `nice` (Linux: `setpriority` on
+/// its thread id), so the copy yields the CPU to reads and writes. A failure
+/// only costs that preference.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+            tracing::debug!(error = %e, "could not lower the compaction thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn lower_priority_sets_the_thread_nice_value_only() {
+        let nice_of = |stat: &str| -> i32 {
+            // Field 19 of /proc/<tid>/stat, counted after the ")" ending the name.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            rest.split(' ').nth(16).unwrap().parse().unwrap()
+        };
+        let own = || std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let before = nice_of(&own());
+        let inside = std::thread::spawn(move || {
+            super::lower_priority(before + 5);
+            nice_of(&own())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, before + 5);
+        assert_eq!(nice_of(&own()), before, "only the copy's thread is lowered");
     }
 }
