@@ -92,17 +92,19 @@ struct Output {
 }
 
 impl Output {
-    fn flush(&mut self) -> Result<()> {
+    /// Writes the buffered records; returns how many bytes that was.
+    fn flush(&mut self) -> Result<u64> {
         if self.buf.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let at = self.len - self.buf.len() as u64;
         self.file
             .handle
             .write_all_at(&self.buf, at)
             .map_err(|e| Error::io("write", &self.file.path, e))?;
+        let n = self.buf.len() as u64;
         self.buf.clear();
-        Ok(())
+        Ok(n)
     }
 }
 
@@ -241,30 +243,35 @@ impl Copy<'_> {
         self.index.insert(Key::new(key), location);
         self.records += 1;
         if out.buf.len() >= FLUSH_AT {
-            let n = out.buf.len() as u64;
-            out.flush()?;
-            self.written += n;
-            self.pace();
+            let n = out.flush()?;
+            self.flushed(n);
         }
         Ok(())
     }
 
-    /// Sleeps as needed to keep the copy under its rate limit.
-    fn pace(&self) {
+    /// Counts `n` bytes written and sleeps as needed to keep the copy under
+    /// its rate limit — in slices, so a cancellation (a close, a drop) or
+    /// the timeout is noticed within 50 ms.
+    fn flushed(&mut self, n: u64) {
+        self.written += n;
         let Some(rate) = self.job.rate.filter(|&r| r > 0) else {
             return;
         };
         let due = Duration::from_secs_f64(self.written as f64 / rate as f64);
-        let elapsed = self.job.started.elapsed();
-        if due > elapsed {
-            std::thread::sleep((due - elapsed).min(Duration::from_millis(100)));
+        loop {
+            let elapsed = self.job.started.elapsed();
+            if due <= elapsed || self.job.check().is_err() {
+                return;
+            }
+            std::thread::sleep((due - elapsed).min(Duration::from_millis(50)));
         }
     }
 
     /// Finishes the current output (if any) and starts the next one.
     fn roll(&mut self) -> Result<()> {
         if let Some(mut out) = self.current.take() {
-            out.flush()?;
+            let n = out.flush()?;
+            self.flushed(n);
             self.done.push(out);
         }
         let id = self.next_id;
@@ -297,8 +304,10 @@ impl Copy<'_> {
                 self.done.push(out);
             }
             let mut files = Vec::with_capacity(self.done.len());
-            for mut out in self.done.drain(..) {
-                out.flush()?;
+            let done = std::mem::take(&mut self.done);
+            for mut out in done {
+                let n = out.flush()?;
+                self.flushed(n);
                 let path = &out.file.path;
                 out.file
                     .handle
