@@ -14,16 +14,29 @@
 //! The partition [`Gate`] (the state machine behind eviction, drop and
 //! close) is exposed the same way: loom threads stand in for the request
 //! tasks, the evictor and the closer that drive it in the supervisor.
+//!
+//! Hot-swap compaction too: [`Writer::begin_compaction`] hands out the
+//! background copy as a [`Job`] (run it on its own loom thread, as the
+//! engine runs it on its own OS thread), [`Writer::install`] installs its
+//! [`Output`], and the partition's reaper (which deletes the replaced files
+//! when their last handle drops, inline under loom) is observable through
+//! [`Writer::reaper_deleted`] and [`Writer::reaper_owed`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
 
+use crate::compaction::CompactionReport;
 use crate::config::Config;
 use crate::error::Result;
+use crate::format::data_file;
+use crate::options::CompactionOptions;
+use crate::partition::compaction::{CompactionJob, CompactionOutput};
 use crate::partition::files::ensure_dir;
 use crate::partition::read;
-use crate::partition::writer::{self, Op, WriteSet};
+use crate::partition::reaper::Reaper;
+use crate::partition::writer::{self, Begin, Op, WriteSet};
 use crate::snapshot::{self, SnapshotCell};
 use crate::storage::sim::SimDisk;
 use crate::supervisor::gate;
@@ -50,27 +63,34 @@ impl<T> Cell<T> {
     }
 }
 
-/// The single writer of one partition (the engine's `Writer`).
+/// The single writer of one partition (the engine's `Writer`), with the
+/// partition's reaper.
 #[derive(Debug)]
-pub struct Writer(writer::Writer);
+pub struct Writer {
+    inner: writer::Writer,
+    reaper: Arc<Reaper>,
+}
 
 impl Writer {
     /// Creates the partition directory `dir` on `disk` if needed and opens
     /// the writer exactly as the actor does (recovery, then generation 1
     /// published), with default settings except `max_file_size` (a small one
-    /// makes every commit rotate to a new data file first).
+    /// makes every commit rotate to a new data file first) and a
+    /// `min_space_saving` of 0 (any dead byte makes a compaction worth it).
     pub fn open(disk: &SimDisk, dir: impl AsRef<Path>, max_file_size: u64) -> Result<Self> {
         let dir = dir.as_ref();
         let fs: crate::storage::Backend = std::sync::Arc::new(disk.clone());
         ensure_dir(&*fs, dir)?;
         let cfg = Config {
             max_file_size,
+            compaction: CompactionOptions::default().min_space_saving(0),
             ..Config::default()
         };
-        // A fresh cell and counters, as a never-opened `Slot` has them.
+        // A fresh cell, counters and reaper, as a never-opened `Slot` has them.
         let cell = Arc::new(SnapshotCell::new(snapshot::Version::retired()));
         let stats = std::sync::Arc::default();
-        writer::Writer::open(
+        let reaper = Arc::new(Reaper::default());
+        let inner = writer::Writer::open(
             "loom",
             fs,
             dir.to_path_buf(),
@@ -78,9 +98,9 @@ impl Writer {
             cell,
             stats,
             false,
-            Arc::default(),
-        )
-        .map(Writer)
+            Arc::clone(&reaper),
+        )?;
+        Ok(Writer { inner, reaper })
     }
 
     /// Commits one put as its own group (`Writer::commit`).
@@ -89,7 +109,7 @@ impl Writer {
             key: Bytes::copy_from_slice(key),
             value: Bytes::copy_from_slice(value),
         };
-        self.0.commit(&[WriteSet { ops: vec![op] }]).map(drop)
+        self.inner.commit(&[WriteSet { ops: vec![op] }]).map(drop)
     }
 
     /// Commits one delete as its own group; whether it removed a live key.
@@ -97,7 +117,7 @@ impl Writer {
         let op = Op::Delete {
             key: Bytes::copy_from_slice(key),
         };
-        self.0
+        self.inner
             .commit(&[WriteSet { ops: vec![op] }])
             .map(|removed| removed[0] > 0)
     }
@@ -118,17 +138,89 @@ impl Writer {
                 }
             })
             .collect();
-        self.0.commit(&[WriteSet { ops }]).map(drop)
+        self.inner.commit(&[WriteSet { ops }]).map(drop)
     }
 
     /// `Writer::sync`.
     pub fn sync(&mut self) -> Result<()> {
-        self.0.sync()
+        self.inner.sync()
     }
 
     /// The cell readers load published versions from (`Writer::cell`).
     pub fn cell(&self) -> VersionCell {
-        VersionCell(self.0.cell())
+        VersionCell(self.inner.cell())
+    }
+
+    /// Begins a compaction of every sealed file (`Writer::begin_compaction`:
+    /// seals the active file, snapshots the index, reserves the outputs' ids,
+    /// starts tracking writes); `None` if it was skipped.
+    pub fn begin_compaction(&mut self) -> Result<Option<Job>> {
+        let cancel = std::sync::Arc::new(AtomicBool::new(false));
+        Ok(match self.inner.begin_compaction(cancel)? {
+            Begin::Started(job) => Some(Job(job)),
+            Begin::Skipped(_) => None,
+        })
+    }
+
+    /// Installs a finished copy (`Writer::install_compaction`: manifest
+    /// switch, bulk compare-and-swap of the index, publication, inputs marked
+    /// obsolete).
+    pub fn install(&mut self, out: Output) -> Result<CompactionReport> {
+        self.inner.install_compaction(out.0)
+    }
+
+    /// Forgets the running compaction (`Writer::abandon_compaction`).
+    pub fn abandon_compaction(&mut self) {
+        self.inner.abandon_compaction();
+    }
+
+    /// Obsolete files the partition's reaper has deleted so far (`Reaper::deleted`).
+    pub fn reaper_deleted(&self) -> usize {
+        self.reaper.deleted()
+    }
+
+    /// Obsolete files whose deletion the reaper still owes: some version
+    /// holds them (`Reaper::owed`).
+    pub fn reaper_owed(&self) -> usize {
+        self.reaper.owed()
+    }
+}
+
+/// The path of data file `id` in partition directory `dir`.
+pub fn data_file_path(dir: impl AsRef<Path>, id: u32) -> PathBuf {
+    dir.as_ref().join(data_file::data_name(id))
+}
+
+/// The path of data file `id`'s hint in partition directory `dir`.
+pub fn hint_file_path(dir: impl AsRef<Path>, id: u32) -> PathBuf {
+    dir.as_ref().join(data_file::hint_name(id))
+}
+
+/// The background copy of a compaction (the engine's `CompactionJob`).
+#[derive(Debug)]
+pub struct Job(CompactionJob);
+
+impl Job {
+    /// Ids of the files the compaction replaces, oldest first.
+    pub fn input_ids(&self) -> Vec<u32> {
+        self.0.inputs.iter().map(|(f, _)| f.id).collect()
+    }
+
+    /// Runs the copy (`CompactionJob::run`); on error its outputs are gone.
+    pub fn run(self) -> Result<Output> {
+        self.0.run().map(Output)
+    }
+}
+
+/// A finished copy, durable and not yet installed (the engine's
+/// `CompactionOutput`).
+#[derive(Debug)]
+pub struct Output(CompactionOutput);
+
+impl Output {
+    /// Ids of the output files, in the order written.
+    pub fn file_ids(&self) -> Vec<u32> {
+        self.0.files.iter().map(|(f, _)| f.id).collect()
     }
 }
 
@@ -176,6 +268,12 @@ impl Version {
             .index
             .values()
             .all(|loc| self.0.files.contains_key(&loc.file_id))
+    }
+
+    /// The id of the data file `key`'s index entry points into, if the key
+    /// is live in this version.
+    pub fn file_of(&self, key: &[u8]) -> Option<u32> {
+        self.0.index.get(key).map(|loc| loc.file_id)
     }
 
     /// Ids of the data files the version holds open, ascending.

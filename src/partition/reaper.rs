@@ -95,15 +95,29 @@ pub(crate) struct Obsolete {
 impl Obsolete {
     /// Deletes file `id` now, or hands the deletion to the blocking pool.
     pub(crate) fn delete(self, id: u32) {
-        let job = move || self.reaper.delete(&self.fs, &self.dir, id);
+        let background = self.background;
+        let job = Deletion(Some((self, id)));
         if cfg!(not(caskade_loom))
+            && background
             && let Ok(rt) = tokio::runtime::Handle::try_current()
-            && self.background
         {
             // An unlink can take milliseconds: not on a runtime worker.
-            drop(rt.spawn_blocking(job));
+            drop(rt.spawn_blocking(move || drop(job)));
             return;
         }
-        job();
+        drop(job);
+    }
+}
+
+/// A deletion still to do, done when dropped: where the blocking pool runs
+/// it, or inline if a runtime shutting down drops it unrun — the reaper
+/// never owes a file forever.
+struct Deletion(Option<(Obsolete, u32)>);
+
+impl Drop for Deletion {
+    fn drop(&mut self) {
+        if let Some((how, id)) = self.0.take() {
+            how.reaper.delete(&how.fs, &how.dir, id);
+        }
     }
 }
