@@ -244,7 +244,7 @@ impl Copy<'_> {
         self.records += 1;
         if out.buf.len() >= FLUSH_AT {
             let n = out.flush()?;
-            self.flushed(n);
+            self.flushed(n)?;
         }
         Ok(())
     }
@@ -252,17 +252,19 @@ impl Copy<'_> {
     /// Counts `n` bytes written and sleeps as needed to keep the copy under
     /// its rate limit — in slices, so a cancellation (a close, a drop) or
     /// the timeout is noticed within 50 ms.
-    fn flushed(&mut self, n: u64) {
+    fn flushed(&mut self, n: u64) -> Result<()> {
         self.written += n;
+        self.job.check()?;
         let Some(rate) = self.job.rate.filter(|&r| r > 0) else {
-            return;
+            return Ok(());
         };
         let due = Duration::from_secs_f64(self.written as f64 / rate as f64);
         loop {
             let elapsed = self.job.started.elapsed();
-            if due <= elapsed || self.job.check().is_err() {
-                return;
+            if due <= elapsed {
+                return Ok(());
             }
+            self.job.check()?;
             std::thread::sleep((due - elapsed).min(Duration::from_millis(50)));
         }
     }
@@ -271,7 +273,7 @@ impl Copy<'_> {
     fn roll(&mut self) -> Result<()> {
         if let Some(mut out) = self.current.take() {
             let n = out.flush()?;
-            self.flushed(n);
+            self.flushed(n)?;
             self.done.push(out);
         }
         let id = self.next_id;
@@ -307,7 +309,7 @@ impl Copy<'_> {
             let done = std::mem::take(&mut self.done);
             for mut out in done {
                 let n = out.flush()?;
-                self.flushed(n);
+                self.flushed(n)?;
                 let path = &out.file.path;
                 out.file
                     .handle

@@ -50,6 +50,10 @@ pub(crate) struct Compactor {
     background: bool,
     /// The copy thread's nice value.
     nice: i32,
+    /// A `CancelCompaction` arrived (sent only once the partition's gate is
+    /// sealed for a drop or close): later requests are refused, so a
+    /// compaction asked for just before the seal cannot start after it.
+    refused: bool,
 }
 
 impl Compactor {
@@ -69,6 +73,7 @@ impl Compactor {
             stats,
             background,
             nice,
+            refused: false,
         }
     }
 
@@ -81,6 +86,12 @@ impl Compactor {
     /// A request to compact: joins the running compaction, or begins one
     /// (answering at once if there is nothing worth doing).
     pub(crate) fn request(&mut self, writer: &mut Writer, reply: oneshot::Sender<Result<CompactionReport>>) {
+        if self.refused {
+            let _ = reply.send(Err(Error::CompactionCancelled {
+                partition: self.name.clone(),
+            }));
+            return;
+        }
         if let Some(running) = &mut self.running {
             running.waiters.push(reply);
             return;
@@ -167,6 +178,7 @@ impl Compactor {
     /// check and deletes its outputs; waiters get `CompactionCancelled`
     /// (or the report, if the copy had finished already: it is installed).
     pub(crate) fn cancel(&mut self, writer: &mut Writer) {
+        self.refused = true;
         if let Some(running) = self.running.take() {
             running.cancel.store(true, Ordering::Release);
             self.finish(writer, running);
@@ -224,6 +236,20 @@ impl Compactor {
         });
         for w in waiters {
             let _ = w.send(Err(e.clone()));
+        }
+    }
+}
+
+impl Drop for Compactor {
+    /// Only reached with a copy still running if the actor is unwinding
+    /// from a panic: stop the copy and wait for it (it deletes its outputs),
+    /// so no copy outlives its actor and touches a later incarnation's files.
+    fn drop(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            running.cancel.store(true, Ordering::Release);
+            if let Some(thread) = running.thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 }

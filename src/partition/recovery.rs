@@ -239,7 +239,7 @@ fn recover_with(
         // A hint for an older length of this file: once the file is cut and
         // grows again it could match that length with other contents.
         let path = dir.join(&active_hint);
-        fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+        remove_if_there(fs, &path)?;
     }
     if dropped_tail > 0 {
         tracing::warn!(file = %active.path.display(), bytes = dropped_tail, "truncating torn tail of the active file");
@@ -390,10 +390,10 @@ fn adopt_unlisted(fs: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> 
                         format!("manifest missing but {name} holds records"),
                     ));
                 }
-                fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+                remove_if_there(fs, &path)?;
             }
             FileName::Hint(_) | FileName::Temp => {
-                fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+                remove_if_there(fs, &path)?;
             }
             FileName::Manifest | FileName::Other => {}
         }
@@ -423,7 +423,7 @@ fn remove_unlisted(
         if orphan {
             let path = dir.join(name);
             tracing::info!(file = %path.display(), "removing file no manifest lists");
-            fs.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+            remove_if_there(fs, &path)?;
             removed = true;
         }
     }
@@ -431,4 +431,13 @@ fn remove_unlisted(
         fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))?;
     }
     Ok(())
+}
+
+/// Removes `path`; already gone is fine (the reaper may have deleted an
+/// obsolete file between the listing and now).
+fn remove_if_there(fs: &dyn Storage, path: &Path) -> Result<()> {
+    match fs.remove(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", path, e)),
+        _ => Ok(()),
+    }
 }

@@ -144,7 +144,9 @@ impl Scheduler {
     fn ready(&self, slot: &Slot, now: Instant) -> bool {
         let stats = &slot.stats;
         let live = stats.live_bytes.load(Relaxed);
-        let dead = stats.total_bytes.load(Relaxed).saturating_sub(live);
+        // File headers are not reclaimable (begin counts them the same way).
+        let headers = crate::format::data_file::HEADER_LEN as u64 * stats.files.load(Relaxed);
+        let dead = stats.total_bytes.load(Relaxed).saturating_sub(live + headers);
         let mut due = self.due();
         if !slot.options.compaction.due(live, dead) {
             // A retry wait outlives dipping below the thresholds.
@@ -156,7 +158,8 @@ impl Scheduler {
         }
         let at = *due.entry(slot.id).or_insert_with(|| {
             let jitter = self.opts.jitter.mul_f64(rand::random::<f64>());
-            now + jitter
+            // A huge jitter means "much later", never a panic.
+            now.checked_add(jitter).unwrap_or(now + RETRY * 1000)
         });
         at <= now
     }

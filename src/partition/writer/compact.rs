@@ -111,6 +111,20 @@ impl Writer {
                 SkipReason::LowDiskSpace { needed, available },
             )));
         }
+        // Reserve the outputs' ids first, so the sealing rotation's manifest
+        // already carries the bumped next id: no later incarnation hands one
+        // of them out (each output but the last holds ≥ `max_file_size`).
+        let per_file = self
+            .cfg
+            .max_file_size
+            .saturating_sub(data_file::HEADER_LEN as u64)
+            .max(1);
+        let count = u32::try_from(self.live_bytes / per_file + 2).unwrap_or(u32::MAX);
+        let first = self.manifest.next_file_id;
+        let end = first.checked_add(count).ok_or_else(|| Error::InvalidConfig {
+            reason: "file ids exhausted".into(),
+        })?;
+        self.manifest.next_file_id = end;
         if self.active_end > data_file::HEADER_LEN as u64 {
             self.rotate().map_err(|e| self.poison(e))?;
         }
@@ -124,19 +138,6 @@ impl Writer {
             input_bytes += len;
             inputs.push((file, len));
         }
-        // Each output but the last holds at least `max_file_size` bytes.
-        let per_file = self
-            .cfg
-            .max_file_size
-            .saturating_sub(data_file::HEADER_LEN as u64)
-            .max(1);
-        let count = u32::try_from(self.live_bytes / per_file + 2).unwrap_or(u32::MAX);
-        let first = self.manifest.next_file_id;
-        let end = first.checked_add(count).ok_or_else(|| Error::InvalidConfig {
-            reason: "file ids exhausted".into(),
-        })?;
-        // Persisted with the next manifest; never handed out again here.
-        self.manifest.next_file_id = end;
         self.compacting = Some(Tracking {
             inputs: sealed.to_vec(),
             input_bytes,
@@ -251,7 +252,7 @@ impl Writer {
             files.insert(file.id, StdArc::clone(file));
         }
         self.files = StdArc::new(files);
-        self.total_bytes = self.total_bytes - tracking.input_bytes + output_bytes;
+        self.total_bytes = self.total_bytes.saturating_sub(tracking.input_bytes) + output_bytes;
         self.publish();
         let report = CompactionReport {
             partition: self.name.clone(),
