@@ -36,8 +36,15 @@
 //!
 //! Cold opens of an evicted partition, and many partitions under skewed
 //! (Zipf) access with and without eviction: see the `partitions` module.
+//!
+//! # `caskade compaction`
+//!
+//! Disk footprint after overwrites with the compaction scheduler on, and
+//! reads and writes with and without a compaction running: see the
+//! `compaction` module.
 
 mod bench;
+mod compaction;
 mod limits;
 mod partitions;
 mod plan;
@@ -67,6 +74,8 @@ enum Command {
     Bench(BenchArgs),
     /// Benchmark cold opens of evicted partitions and many partitions under skewed access.
     Partitions(partitions::PartitionsArgs),
+    /// Benchmark compaction: disk footprint, and reads and writes during a compaction.
+    Compaction(compaction::CompactionArgs),
 }
 
 /// Options of `caskade bench`.
@@ -146,6 +155,7 @@ fn main() -> ExitCode {
     let (name, result) = match Cli::parse().command {
         Command::Bench(args) => ("bench", run_bench(&args)),
         Command::Partitions(args) => ("partitions", run_partitions(&args)),
+        Command::Compaction(args) => ("compaction", run_compaction(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -186,6 +196,23 @@ fn run_partitions(args: &partitions::PartitionsArgs) -> Result<(), workload::Box
         partitions::json(&report)
     } else {
         partitions::table(&report)
+    };
+    print!("{out}");
+    Ok(())
+}
+
+fn run_compaction(args: &compaction::CompactionArgs) -> Result<(), workload::BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers.max(1))
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let progress = |msg: &str| eprintln!("[{:>7.1} s] {msg}", started.elapsed().as_secs_f64());
+    let report = compaction::run(args, &rt, &progress)?;
+    let out = if args.json {
+        compaction::json(&report)
+    } else {
+        compaction::table(&report)
     };
     print!("{out}");
     Ok(())
