@@ -78,12 +78,18 @@ impl Window<'_> {
     }
 }
 
+/// A verified record of a batch not yet complete: reported (its bytes
+/// taken from the window again, usually without a read) once the batch is.
 struct Pending {
     seq: u64,
     flags: u8,
-    key: Vec<u8>,
-    value: Vec<u8>,
+    key_len: usize,
     location: Location,
+}
+
+/// A whole record's bytes split into key and value.
+fn key_value(bytes: &[u8], key_len: usize) -> (&[u8], &[u8]) {
+    bytes[HEADER_LEN..].split_at(key_len)
 }
 
 /// Scans `file` (of length `len`) from just after its header, calling `each`
@@ -129,9 +135,8 @@ pub(crate) fn scan(
         if rec_len > len - at {
             return stop(at, "record extends past the end of the file", end, true);
         }
-        let bytes = win.get(at, rec_len as usize)?;
-        let key = &bytes[HEADER_LEN..HEADER_LEN + header.key_len as usize];
-        let value = &bytes[HEADER_LEN + header.key_len as usize..];
+        let key_len = header.key_len as usize;
+        let (key, value) = key_value(win.get(at, rec_len as usize)?, key_len);
         if let Err(e) = header.verify_body(file.salt, &head, key, value) {
             return stop(at, e.0, end, false);
         }
@@ -145,22 +150,23 @@ pub(crate) fn scan(
             pending.push(Pending {
                 seq: header.seq,
                 flags: header.flags,
-                key: key.to_vec(),
-                value: value.to_vec(),
+                key_len,
                 location,
             });
             continue;
         }
         for p in pending.drain(..) {
+            let (key, value) = key_value(win.get(p.location.offset, p.location.len as usize)?, p.key_len);
             each(ScannedRecord {
                 seq: p.seq,
                 flags: p.flags,
-                key: &p.key,
-                value: &p.value,
+                key,
+                value,
                 location: p.location,
             });
             end.records += 1;
         }
+        let (key, value) = key_value(win.get(location.offset, rec_len as usize)?, key_len);
         each(ScannedRecord {
             seq: header.seq,
             flags: header.flags,
