@@ -169,53 +169,58 @@ fn main() -> ExitCode {
 fn run_bench(args: &BenchArgs) -> Result<(), workload::BoxError> {
     let plan = args.plan();
     plan.validate()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(plan.workers)
-        .enable_all()
-        .build()?;
-    let started = Instant::now();
-    let progress = |msg: &str| eprintln!("[{:>7.1} s] {msg}", started.elapsed().as_secs_f64());
-    let report = bench::run(&plan, &rt, args.dir.as_deref(), &progress)?;
-    if args.json {
-        print!("{}", report::json(&report));
-    } else {
-        print!("{}", report::table(&report));
-    }
+    let dir = args.dir.as_deref();
+    let report = with_runtime(plan.workers, |rt, progress| bench::run(&plan, rt, dir, progress))?;
+    print!(
+        "{}",
+        if args.json {
+            report::json(&report)
+        } else {
+            report::table(&report)
+        }
+    );
     Ok(())
 }
 
 fn run_partitions(args: &partitions::PartitionsArgs) -> Result<(), workload::BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
-        .enable_all()
-        .build()?;
-    let started = Instant::now();
-    let progress = |msg: &str| eprintln!("[{:>7.1} s] {msg}", started.elapsed().as_secs_f64());
-    let report = partitions::run(args, &rt, &progress)?;
-    let out = if args.json {
-        partitions::json(&report)
-    } else {
-        partitions::table(&report)
-    };
-    print!("{out}");
+    let report = with_runtime(args.workers, |rt, progress| partitions::run(args, rt, progress))?;
+    print!(
+        "{}",
+        if args.json {
+            partitions::json(&report)
+        } else {
+            partitions::table(&report)
+        }
+    );
     Ok(())
 }
 
 fn run_compaction(args: &compaction::CompactionArgs) -> Result<(), workload::BoxError> {
+    let report = with_runtime(args.workers, |rt, progress| compaction::run(args, rt, progress))?;
+    print!(
+        "{}",
+        if args.json {
+            compaction::json(&report)
+        } else {
+            compaction::table(&report)
+        }
+    );
+    Ok(())
+}
+
+/// Runs one benchmark on a multi-thread runtime of `workers` (at least 1)
+/// worker threads, printing its progress lines, timestamped, to stderr.
+fn with_runtime<R>(
+    workers: usize,
+    run: impl FnOnce(&tokio::runtime::Runtime, &dyn Fn(&str)) -> Result<R, workload::BoxError>,
+) -> Result<R, workload::BoxError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
+        .worker_threads(workers.max(1))
         .enable_all()
         .build()?;
     let started = Instant::now();
     let progress = |msg: &str| eprintln!("[{:>7.1} s] {msg}", started.elapsed().as_secs_f64());
-    let report = compaction::run(args, &rt, &progress)?;
-    let out = if args.json {
-        compaction::json(&report)
-    } else {
-        compaction::table(&report)
-    };
-    print!("{out}");
-    Ok(())
+    run(&rt, &progress)
 }
 
 #[cfg(test)]
