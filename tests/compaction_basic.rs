@@ -23,16 +23,6 @@ async fn open(root: &std::path::Path) -> Db {
         .unwrap()
 }
 
-fn data_files(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".data"))
-        .collect();
-    names.sort();
-    names
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_reclaims_space_and_keeps_every_live_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,7 +43,7 @@ async fn compaction_reclaims_space_and_keeps_every_live_value() {
     let before = p.stats();
     assert!(before.dead_bytes > before.live_bytes, "{before:?}");
     let pdir = common::partition_dir(&db, "p");
-    let files_before = data_files(&pdir).len();
+    let files_before = common::data_files(&pdir).len();
 
     let report = p.compact().await.unwrap();
     assert!(report.performed(), "{report:?}");
@@ -66,7 +56,7 @@ async fn compaction_reclaims_space_and_keeps_every_live_value() {
     assert_eq!(after.compactions, 1);
     assert!(after.last_compaction.is_some());
     // Space: live data plus, per file, a header and at most one record of slack.
-    let on_disk: u64 = data_files(&pdir)
+    let on_disk: u64 = common::data_files(&pdir)
         .iter()
         .map(|n| std::fs::metadata(pdir.join(n)).unwrap().len())
         .sum();
@@ -75,7 +65,7 @@ async fn compaction_reclaims_space_and_keeps_every_live_value() {
         "{on_disk} bytes on disk for {} live",
         after.live_bytes
     );
-    assert!(data_files(&pdir).len() < files_before);
+    assert!(common::data_files(&pdir).len() < files_before);
 
     for (k, v) in &model {
         assert_eq!(p.get(k).await.unwrap().as_deref(), Some(v.as_bytes()), "{k}");

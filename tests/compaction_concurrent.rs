@@ -159,16 +159,6 @@ async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
-fn data_files(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".data"))
-        .collect();
-    names.sort();
-    names
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_and_writers_during_repeated_compactions() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,10 +240,10 @@ async fn readers_and_writers_during_repeated_compactions() {
     assert_eq!(p.stats().obsolete_files_deleted, replaced);
     let pdir = common::partition_dir(&db, "p");
     assert_eq!(
-        data_files(&pdir).len() as u64,
+        common::data_files(&pdir).len() as u64,
         p.stats().files,
         "{:?}",
-        data_files(&pdir)
+        common::data_files(&pdir)
     );
     db.close().await.unwrap();
 
@@ -274,7 +264,7 @@ async fn a_snapshot_keeps_reading_the_files_a_compaction_replaced() {
         }
     }
     let pdir = common::partition_dir(&db, "p");
-    let old_files = data_files(&pdir);
+    let old_files = common::data_files(&pdir);
     assert!(old_files.len() > 2, "{old_files:?}");
     let snap = p.snapshot().await.unwrap();
     // Newer versions after the snapshot, then the compaction.
@@ -291,7 +281,7 @@ async fn a_snapshot_keeps_reading_the_files_a_compaction_replaced() {
         "{held} obsolete files held, {} replaced",
         report.files_compacted
     );
-    let on_disk = data_files(&pdir);
+    let on_disk = common::data_files(&pdir);
     for name in &old_files {
         assert!(on_disk.contains(name), "{name} deleted while a snapshot reads it");
     }
@@ -328,7 +318,7 @@ async fn a_snapshot_keeps_reading_the_files_a_compaction_replaced() {
         || p.stats().obsolete_files == 0,
     )
     .await;
-    let on_disk = data_files(&pdir);
+    let on_disk = common::data_files(&pdir);
     for name in &old_files {
         assert!(
             !on_disk.contains(name),

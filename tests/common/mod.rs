@@ -62,3 +62,14 @@ pub fn partition_subdir(db: &Db, name: &str) -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+/// The data files (`*.data`) in `dir`, sorted by name.
+pub fn data_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".data"))
+        .collect();
+    names.sort();
+    names
+}
