@@ -144,3 +144,80 @@ async fn below_min_saving_is_a_no_op_report() {
     assert_eq!(p.stats().files, files);
     db.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_live_record_fails_the_compaction_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    let p = db.create_partition("p", eager()).await.unwrap();
+    for k in 0..200u32 {
+        p.put(format!("key-{k:04}"), format!("value-{k:04}-{}", "v".repeat(60)))
+            .await
+            .unwrap();
+    }
+    // Dead bytes in later files; key-0010's record in the first file stays live.
+    for k in 100..200u32 {
+        p.put(format!("key-{k:04}"), "new").await.unwrap();
+    }
+    let pdir = common::partition_dir(&db, "p");
+    db.close().await.unwrap();
+    let first = pdir.join(&common::data_files(&pdir)[0]);
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"key-0010")
+        .expect("key-0010 in the first file");
+    // A byte of the value (the key is followed by "value-0010-...").
+    bytes[at + 8 + 3] ^= 0x20;
+    std::fs::write(&first, &bytes).unwrap();
+    let files_before = common::data_files(&pdir);
+
+    // The open trusts the hint, so only a read of the record sees the damage.
+    let db = open(dir.path()).await;
+    let p = db.partition("p").await.unwrap();
+    match p.compact().await {
+        Err(caskade::Error::Corrupt { file, .. }) => assert_eq!(file, first),
+        other => panic!("expected Corrupt naming {}, got {other:?}", first.display()),
+    }
+    // Every input is still there, and besides them at most the new active
+    // file of the sealing rotation: the outputs are gone.
+    let after = common::data_files(&pdir);
+    assert!(
+        files_before.iter().all(|f| after.contains(f)),
+        "{files_before:?} -> {after:?}"
+    );
+    assert!(
+        after.len() <= files_before.len() + 1,
+        "{files_before:?} -> {after:?}"
+    );
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        bytes,
+        "the damaged file is left as it was"
+    );
+    let stats = p.stats();
+    assert_eq!((stats.compactions, stats.failed_compactions), (0, 1));
+    for k in (0..200u32).filter(|&k| k != 10) {
+        let want = if k >= 100 {
+            "new".to_string()
+        } else {
+            format!("value-{k:04}-{}", "v".repeat(60))
+        };
+        assert_eq!(
+            p.get(format!("key-{k:04}")).await.unwrap().as_deref(),
+            Some(want.as_bytes())
+        );
+    }
+    assert!(matches!(
+        p.get("key-0010").await,
+        Err(caskade::Error::Corrupt { .. })
+    ));
+    p.put("after", "works").await.unwrap();
+    assert_eq!(p.get("after").await.unwrap().as_deref(), Some(&b"works"[..]));
+    db.close().await.unwrap();
+    // No output was left behind: every data file is an input or written after.
+    let db = open(dir.path()).await;
+    let p = db.partition("p").await.unwrap();
+    assert_eq!(p.get("after").await.unwrap().as_deref(), Some(&b"works"[..]));
+    db.close().await.unwrap();
+}

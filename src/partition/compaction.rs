@@ -6,10 +6,11 @@
 //! index (an O(1) clone of the persistent map). The job runs on its own
 //! thread — never on the actor, never on a tokio worker — and:
 //!
-//! 1. scans every input strictly (each record's CRCs verified), keeping a
-//!    record only if the snapshot's index points exactly at it (tombstones
-//!    and overwritten values are dropped: every older file is an input, so
-//!    no older record can come back);
+//! 1. walks the snapshot's entries — exactly the live records — sorted by
+//!    input and offset, reading each record once through a forward window
+//!    and verifying its CRCs and key (tombstones and overwritten values are
+//!    never read: every older file is an input, so no older record can come
+//!    back);
 //! 2. re-encodes each kept record (same key, value and sequence number, the
 //!    output file's salt, no batch flag: a sealed batch is complete) into
 //!    output files, rolling over at `max_file_size`, and builds their hints
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::config::{MAX_KEY_LEN, MAX_VALUE_CEILING};
 use crate::error::{Error, Result};
 use crate::format::data_file;
 use crate::format::hint::{HintEntry, HintWriter};
@@ -36,7 +38,7 @@ use crate::snapshot::DataFile;
 use crate::storage::Backend;
 
 use super::files::{create_data_file, store_hint};
-use super::scan::{ScanMode, is_tombstone, scan};
+use super::scan::Window;
 
 /// Output bytes buffered before one positional write.
 const FLUSH_AT: usize = 1 << 20;
@@ -132,7 +134,7 @@ impl CompactionJob {
             current: None,
             done: Vec::new(),
             created: Vec::new(),
-            index: self.index.clone(),
+            index: crate::index::new_index(),
             records: 0,
             written: 0,
         };
@@ -164,57 +166,98 @@ impl CompactionJob {
     }
 }
 
+/// One live record to copy: where it is in the inputs, and which entry of
+/// the copy's list it belongs to.
+#[derive(Clone, Copy)]
+struct Pick {
+    input: u32,
+    entry: u32,
+    offset: u64,
+}
+
 impl Copy<'_> {
     /// Copies the live records of every input.
+    ///
+    /// The live records are exactly the snapshot's entries, so the copy
+    /// walks the snapshot once (in its own order, no lookups), sorts the
+    /// entries by input and offset, reads each record once through a
+    /// forward window (verifying its checksums and key), and writes the new
+    /// location into the entry list; the repointed index is then built
+    /// fresh from that list in the snapshot's order, which keeps the inserts
+    /// cache-local. Dead records (overwritten values, tombstones) are never
+    /// decoded.
     fn all(&mut self) -> Result<()> {
         let job = self.job;
-        for (file, len) in &job.inputs {
-            job.check()?;
-            let mut failed: Option<Error> = None;
-            let mut seen = 0u64;
-            scan(file, *len, ScanMode::Sealed, |r| {
-                if failed.is_some() {
-                    return;
+        let corrupt = |what: String| Error::corrupt(&job.dir, 0, what);
+        let mut position = std::collections::HashMap::with_capacity(job.inputs.len());
+        for (i, (file, _)) in job.inputs.iter().enumerate() {
+            position.insert(file.id, i as u32);
+        }
+        let mut entries: Vec<(Key, Location)> = Vec::with_capacity(job.index.len());
+        let mut picks: Vec<Pick> = Vec::with_capacity(job.index.len());
+        for (key, loc) in job.index.iter() {
+            let Some(&input) = position.get(&loc.file_id) else {
+                return Err(corrupt(format!(
+                    "index entry points into file {}, not a compaction input",
+                    loc.file_id
+                )));
+            };
+            let entry = u32::try_from(entries.len())
+                .map_err(|_| corrupt("too many keys in one partition to compact".into()))?;
+            picks.push(Pick {
+                input,
+                entry,
+                offset: loc.offset,
+            });
+            entries.push((key.clone(), *loc));
+        }
+        job.check()?;
+        picks.sort_unstable_by_key(|p| (p.input, p.offset));
+        for run in picks.chunk_by(|a, b| a.input == b.input) {
+            let (file, len) = &job.inputs[run[0].input as usize];
+            let mut window = Window::new(file, *len);
+            for (n, pick) in run.iter().enumerate() {
+                if n % 4096 == 4095 {
+                    job.check()?;
                 }
-                seen += 1;
-                let live = !is_tombstone(r.flags) && job.index.get(r.key) == Some(&r.location);
-                let step = if seen.is_multiple_of(4096) {
-                    job.check()
-                } else {
-                    Ok(())
-                };
-                if let Err(e) = step.and_then(|()| {
-                    if live {
-                        self.push(r.key, r.value, r.seq)
-                    } else {
-                        Ok(())
-                    }
-                }) {
-                    failed = Some(e);
+                let (key, loc) = &mut entries[pick.entry as usize];
+                let end = loc.offset.checked_add(u64::from(loc.len));
+                if end.is_none_or(|end| end > *len) {
+                    return Err(Error::corrupt(
+                        &file.path,
+                        loc.offset,
+                        "index entry points past the end of its file",
+                    ));
                 }
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
+                let bytes = window.get(loc.offset, loc.len as usize)?;
+                let rec = record::decode(bytes, file.salt, MAX_KEY_LEN, MAX_VALUE_CEILING)
+                    .map_err(|e| Error::corrupt(&file.path, loc.offset, e.0))?;
+                if rec.header.record_len() != u64::from(loc.len)
+                    || rec.header.is_tombstone()
+                    || rec.key != key.as_bytes()
+                {
+                    return Err(Error::corrupt(
+                        &file.path,
+                        loc.offset,
+                        "record does not match its index entry",
+                    ));
+                }
+                let seq = rec.header.seq;
+                let (key_bytes, value) = (rec.key, rec.value);
+                *loc = self.push(key_bytes, value, seq)?;
             }
         }
         job.check()?;
-        if self.records != job.index.len() as u64 {
-            // Every index entry points into an input: each must have been found.
-            return Err(Error::corrupt(
-                &job.dir,
-                0,
-                format!(
-                    "compaction found {} of {} live records in its inputs",
-                    self.records,
-                    job.index.len()
-                ),
-            ));
+        let mut index = Index::with_hasher(job.index.hasher().clone());
+        for (key, loc) in entries {
+            index.insert(key, loc);
         }
+        self.index = index;
         Ok(())
     }
 
     /// Appends one live record to the current output.
-    fn push(&mut self, key: &[u8], value: &[u8], seq: u64) -> Result<()> {
+    fn push(&mut self, key: &[u8], value: &[u8], seq: u64) -> Result<Location> {
         let full = self
             .current
             .as_ref()
@@ -240,13 +283,12 @@ impl Copy<'_> {
             key,
         });
         out.len += rec_len;
-        self.index.insert(Key::new(key), location);
         self.records += 1;
         if out.buf.len() >= FLUSH_AT {
             let n = out.flush()?;
             self.flushed(n)?;
         }
-        Ok(())
+        Ok(location)
     }
 
     /// Counts `n` bytes written and sleeps as needed to keep the copy under

@@ -1,5 +1,6 @@
 //! Sequential scan of a data file's records, used by recovery (for the active
-//! file and for sealed files without a usable hint) and to build hints.
+//! file and for sealed files without a usable hint) and to build hints. Its
+//! forward [`Window`] also serves the compaction's reads.
 //!
 //! The scan reads forward in 1 MiB windows, verifies each record's header
 //! CRC and limits before reading its body, and never resynchronises: the
@@ -31,8 +32,6 @@ pub(crate) struct ScannedRecord<'a> {
     pub(crate) seq: u64,
     pub(crate) flags: u8,
     pub(crate) key: &'a [u8],
-    /// The record's value (empty for a tombstone), verified by its CRC.
-    pub(crate) value: &'a [u8],
     pub(crate) location: Location,
 }
 
@@ -52,17 +51,28 @@ pub(crate) struct ScanEnd {
     pub(crate) torn_end: bool,
 }
 
-struct Window<'f> {
+/// Forward reads of one file through a 1 MiB buffer.
+pub(crate) struct Window<'f> {
     file: &'f DataFile,
     len: u64,
     buf: Vec<u8>,
     start: u64,
 }
 
-impl Window<'_> {
+impl<'f> Window<'f> {
+    /// A window over the first `len` bytes of `file`.
+    pub(crate) fn new(file: &'f DataFile, len: u64) -> Self {
+        Window {
+            file,
+            len,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
     /// Bytes `[at, at + n)`, reading them if needed. The caller guarantees
     /// `at + n <= len`, so `n` is bounded by the file's real size.
-    fn get(&mut self, at: u64, n: usize) -> Result<&[u8]> {
+    pub(crate) fn get(&mut self, at: u64, n: usize) -> Result<&[u8]> {
         let end = at + n as u64;
         if at < self.start || end > self.start + self.buf.len() as u64 {
             let want = (self.len - at).min(WINDOW.max(n) as u64) as usize;
@@ -100,12 +110,7 @@ pub(crate) fn scan(
     mode: ScanMode,
     mut each: impl FnMut(ScannedRecord<'_>),
 ) -> Result<ScanEnd> {
-    let mut win = Window {
-        file,
-        len,
-        buf: Vec::new(),
-        start: 0,
-    };
+    let mut win = Window::new(file, len);
     let mut at = data_file::HEADER_LEN as u64;
     let mut end = ScanEnd {
         valid_end: at,
@@ -156,22 +161,20 @@ pub(crate) fn scan(
             continue;
         }
         for p in pending.drain(..) {
-            let (key, value) = key_value(win.get(p.location.offset, p.location.len as usize)?, p.key_len);
+            let (key, _) = key_value(win.get(p.location.offset, p.location.len as usize)?, p.key_len);
             each(ScannedRecord {
                 seq: p.seq,
                 flags: p.flags,
                 key,
-                value,
                 location: p.location,
             });
             end.records += 1;
         }
-        let (key, value) = key_value(win.get(location.offset, rec_len as usize)?, key_len);
+        let (key, _) = key_value(win.get(location.offset, rec_len as usize)?, key_len);
         each(ScannedRecord {
             seq: header.seq,
             flags: header.flags,
             key,
-            value,
             location,
         });
         end.records += 1;
