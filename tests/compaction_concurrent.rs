@@ -368,3 +368,75 @@ async fn racing_compact_calls_share_one_compaction() {
     assert_eq!(p.stats().failed_compactions, 0);
     db.close().await.unwrap();
 }
+
+/// A long (rate-limited) copy with many writes during it: most of them are
+/// replayed by the copy's catch-up, the rest by the install, and every one
+/// wins over the copied record — overwrites, deletes and new keys, also
+/// after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_during_a_long_copy_all_win() {
+    const LIVE: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let open_limited = || async {
+        Db::builder(dir.path())
+            .durability(Durability::OsBuffered)
+            .compaction_scheduler(CompactionScheduler::disabled())
+            .compaction_rate_limit(1 << 20)
+            .open()
+            .await
+            .unwrap()
+    };
+    let db = open_limited().await;
+    let opts = PartitionOptions::default()
+        .max_file_size(256 << 10)
+        .compaction(CompactionOptions::default().min_space_saving(0));
+    let p = db.create_partition("p", opts).await.unwrap();
+    let mut model: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for round in 0..2u64 {
+        for k in 0..LIVE {
+            p.put(key(k), value(k, round)).await.unwrap();
+            model.insert(key(k), value(k, round));
+        }
+    }
+    // ~2.3 MiB of live records at 1 MiB/s: the copy takes about two seconds.
+    let compaction = tokio::spawn({
+        let p = p.clone();
+        async move { p.compact().await }
+    });
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut written = 0u64;
+    while !compaction.is_finished() {
+        let k = rng.random_range(0..LIVE + 1000);
+        if rng.random_bool(0.1) {
+            p.delete(key(k)).await.unwrap();
+            model.remove(&key(k));
+        } else {
+            p.put(key(k), value(k, 100 + written)).await.unwrap();
+            model.insert(key(k), value(k, 100 + written));
+        }
+        written += 1;
+        if written.is_multiple_of(64) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let report = compaction.await.unwrap().unwrap();
+    assert!(report.performed(), "{report:?}");
+    assert!(
+        written > 2 * 1024 && started.elapsed() > Duration::from_millis(500),
+        "the copy was long enough for several catch-up rounds: {written} writes in {:?}",
+        started.elapsed()
+    );
+    let check = |p: Partition, model: std::collections::BTreeMap<String, Vec<u8>>| async move {
+        for k in 0..LIVE + 1000 {
+            let got = p.get(key(k)).await.unwrap();
+            assert_eq!(got.as_deref(), model.get(&key(k)).map(|v| &v[..]), "{}", key(k));
+        }
+        assert_eq!(p.stats().keys, model.len() as u64);
+    };
+    check(p.clone(), model.clone()).await;
+    db.close().await.unwrap();
+    let db = open_limited().await;
+    check(db.partition("p").await.unwrap(), model).await;
+    db.close().await.unwrap();
+}

@@ -9,6 +9,9 @@
 //!   delete) wins over the copy's older record, in the installed version and
 //!   in every version a reader sees (values never go back in time, and every
 //!   key not deleted stays present);
+//!   the write races the copy's catch-up too (which takes logged keys from
+//!   the current published version), so logging a key before publishing it
+//!   fails this model;
 //! - no read from an unlinked file: a reader holding a version can always
 //!   finish its read, and every file the version holds (in particular the
 //!   one it reads from) is still on disk while the version is held, even

@@ -17,11 +17,15 @@
 //!    and the index repointed at them;
 //! 3. `sync_all`s every output, stores its hint (atomic replace) and syncs
 //!    the directory — only then can a manifest list them.
+//! 4. catches up: the keys the writer logged meanwhile (drained from the
+//!    touched log as the copy goes) take their entry from the current
+//!    published version, so the actor's install replays only the last few.
 //!
 //! On any failure, cancellation or timeout the job deletes its outputs
 //! before returning the error (and a crash leaves them unlisted: the next
 //! open deletes them). Installing the result is the writer's job.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,14 +38,20 @@ use crate::format::data_file;
 use crate::format::hint::{HintEntry, HintWriter};
 use crate::format::record;
 use crate::index::{Index, Key, Location};
-use crate::snapshot::DataFile;
+use crate::snapshot::{DataFile, SnapshotCell, Version};
 use crate::storage::Backend;
 
 use super::files::{create_data_file, store_hint};
 use super::scan::Window;
+use super::writer::TouchedLog;
 
 /// Output bytes buffered before one positional write.
 const FLUSH_AT: usize = 1 << 20;
+
+/// At most this many catch-up rounds after the copy...
+const CATCH_UP_ROUNDS: usize = 4;
+/// ...stopping once a round replayed fewer keys than this.
+const CATCH_UP_DONE: usize = 1024;
 
 /// Everything the copy needs, handed over by the writer.
 #[derive(Debug)]
@@ -51,6 +61,10 @@ pub(crate) struct CompactionJob {
     pub(crate) dir: PathBuf,
     /// The index when the compaction began: a record is live iff it points at it.
     pub(crate) index: Index,
+    /// The partition's published versions, for the catch-up.
+    pub(crate) cell: crate::sync::Arc<SnapshotCell<Version>>,
+    /// Keys the writer wrote (and published) since the beginning.
+    pub(crate) touched: TouchedLog,
     /// The sealed files to replace, with their lengths, oldest first.
     pub(crate) inputs: Vec<(Arc<DataFile>, u64)>,
     /// File ids reserved for the outputs.
@@ -121,6 +135,8 @@ struct Copy<'j> {
     index: Index,
     records: u64,
     written: u64,
+    /// Keys drained from the touched log, to take from a newer version.
+    touched: HashSet<Key, foldhash::fast::RandomState>,
 }
 
 impl CompactionJob {
@@ -137,6 +153,7 @@ impl CompactionJob {
             index: crate::index::new_index(),
             records: 0,
             written: 0,
+            touched: HashSet::default(),
         };
         match copy.all() {
             Ok(()) => copy.finish(),
@@ -219,6 +236,7 @@ impl Copy<'_> {
             for (n, pick) in run.iter().enumerate() {
                 if n % 4096 == 4095 {
                     job.check()?;
+                    self.drain_touched();
                 }
                 let (key, loc) = &mut entries[pick.entry as usize];
                 let end = loc.offset.checked_add(u64::from(loc.len));
@@ -297,6 +315,7 @@ impl Copy<'_> {
     fn flushed(&mut self, n: u64) -> Result<()> {
         self.written += n;
         self.job.check()?;
+        self.drain_touched();
         let Some(rate) = self.job.rate.filter(|&r| r > 0) else {
             return Ok(());
         };
@@ -307,8 +326,52 @@ impl Copy<'_> {
                 return Ok(());
             }
             self.job.check()?;
+            self.drain_touched();
             std::thread::sleep((due - elapsed).min(Duration::from_millis(50)));
         }
+    }
+
+    /// Moves the keys the writer logged into this copy's own set (so the
+    /// log stays short and a key written many times is replayed once).
+    fn drain_touched(&mut self) {
+        let drained = std::mem::take(&mut *self.job.touched.lock().unwrap_or_else(|p| p.into_inner()));
+        self.touched.extend(drained);
+    }
+
+    /// Replays onto the repointed index the writes made during the copy:
+    /// each drained key takes its entry (or its absence) from the current
+    /// published version, which holds every write already logged (the
+    /// writer logs a key after publishing it). A few rounds chase the
+    /// writes made meanwhile; the install replays what is still logged.
+    fn catch_up(&mut self) -> Result<()> {
+        for _ in 0..CATCH_UP_ROUNDS {
+            self.drain_touched();
+            let drained = self.touched.len();
+            if drained == 0 {
+                break;
+            }
+            let version = self.job.cell.load();
+            if version.retired {
+                // The partition closed: this copy will never be installed.
+                return Err(Error::CompactionCancelled {
+                    partition: self.job.name.clone(),
+                });
+            }
+            for key in self.touched.drain() {
+                match version.index.get(&key) {
+                    Some(&loc) => {
+                        self.index.insert(key, loc);
+                    }
+                    None => {
+                        self.index.remove(&key);
+                    }
+                }
+            }
+            if drained < CATCH_UP_DONE {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Finishes the current output (if any) and starts the next one.
@@ -365,6 +428,7 @@ impl Copy<'_> {
                 .sync_dir(&job.dir)
                 .map_err(|e| Error::io("sync_dir", &job.dir, e))?;
             job.check()?;
+            self.catch_up()?;
             Ok(files)
         })();
         match result {

@@ -36,7 +36,7 @@ use super::recovery::{Recovered, recover};
 
 mod compact;
 
-pub(crate) use compact::Begin;
+pub(crate) use compact::{Begin, TouchedLog};
 
 /// Active files at least this large get a hint when the writer closes
 /// cleanly: scanning them at the next open would cost more than the hint.
@@ -298,6 +298,9 @@ impl Writer {
             self.sync()?;
         }
         self.publish();
+        if let Some(tracking) = &mut self.compacting {
+            tracking.published();
+        }
         // The caller replies right after this: under `Always` the group is
         // synced already; otherwise it is acknowledged but not yet durable.
         self.acked_unsynced |= self.cfg.durability != Durability::Always;

@@ -5,14 +5,20 @@
 //!
 //! Installation is a compare-and-swap on each key's location, done in bulk:
 //! the copy repointed every entry of the index *as it was when the
-//! compaction began*; every key written since is in `touched`, and for those
-//! the writer's current entry (or its absence) replaces the copy's. A key
-//! not written since still points where it pointed at the beginning, so the
-//! swap succeeds exactly for the keys whose record was copied and not
-//! superseded: writes made during a compaction always win, and the cost on
-//! the actor is proportional to the writes made meanwhile, not to the index.
+//! compaction began*; every key written since goes into the touched log
+//! (after the version holding the write is published), and for those keys
+//! a newer entry (or its absence) replaces the copy's. A key not written
+//! since still points where it pointed at the beginning, so the swap
+//! succeeds exactly for the keys whose record was copied and not
+//! superseded: writes made during a compaction always win.
+//!
+//! Most of that replay happens on the copy thread: it drains the log while
+//! it copies and, once done, takes each drained key's entry from the
+//! current published version (which holds every write already in the log).
+//! The actor replays only what is left in the log at the install — the
+//! writes of the last moments — so its pause does not grow with the length
+//! of the compaction.
 
-use std::collections::HashSet;
 use std::sync::Arc as StdArc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -25,6 +31,7 @@ use crate::index::Key;
 use crate::partition::compaction::{CompactionJob, CompactionOutput};
 use crate::partition::files::replace_staged;
 use crate::partition::reaper::Obsolete;
+use crate::sync::{Arc, Mutex};
 
 use super::{Op, Writer};
 
@@ -46,20 +53,36 @@ pub(crate) struct Tracking {
     /// The files being replaced: a prefix of the manifest's list.
     inputs: Vec<u32>,
     input_bytes: u64,
-    /// Every key written since the compaction began.
-    touched: HashSet<Key, foldhash::fast::RandomState>,
+    /// Keys of the group being committed, not yet published.
+    pending: Vec<Key>,
+    /// Every key written since the compaction began and published, not yet
+    /// drained by the copy.
+    touched: TouchedLog,
     started: Instant,
 }
 
+/// The keys written during a compaction, shared by the writer (which
+/// appends after publishing) and the copy (which drains it).
+pub(crate) type TouchedLog = Arc<Mutex<Vec<Key>>>;
+
 impl Tracking {
-    /// Records that `op`'s key was written.
+    /// Records that `op`'s key is being written.
     pub(super) fn touch(&mut self, op: &Op) {
         let key = match op {
             Op::Put { key, .. } | Op::Delete { key } => &key[..],
         };
-        if !self.touched.contains(key) {
-            self.touched.insert(Key::new(key));
+        self.pending.push(Key::new(key));
+    }
+
+    /// Moves the keys of a group just published into the touched log. Only
+    /// after the publication: the copy reads a drained key's entry from the
+    /// current version, which must already hold the write.
+    pub(super) fn published(&mut self) {
+        if self.pending.is_empty() {
+            return;
         }
+        let mut log = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        log.append(&mut self.pending);
     }
 }
 
@@ -138,10 +161,12 @@ impl Writer {
             input_bytes += len;
             inputs.push((file, len));
         }
+        let touched = TouchedLog::default();
         self.compacting = Some(Tracking {
             inputs: sealed.to_vec(),
             input_bytes,
-            touched: HashSet::default(),
+            pending: Vec::new(),
+            touched: Arc::clone(&touched),
             started,
         });
         tracing::info!(partition = %self.name, files = inputs.len(), bytes = input_bytes, "compaction started");
@@ -150,6 +175,8 @@ impl Writer {
             fs: StdArc::clone(&self.fs),
             dir: self.dir.clone(),
             index: self.index.clone(),
+            cell: self.cell(),
+            touched,
             inputs,
             output_ids: first..end,
             max_file_size: self.cfg.max_file_size,
@@ -225,7 +252,9 @@ impl Writer {
             mut index,
             records,
         } = out;
-        for key in tracking.touched {
+        let rest = std::mem::take(&mut *tracking.touched.lock().unwrap_or_else(|p| p.into_inner()));
+        debug_assert!(tracking.pending.is_empty(), "every committed group was published");
+        for key in rest.into_iter().chain(tracking.pending) {
             match self.index.get(&key) {
                 Some(&loc) => {
                     index.insert(key, loc);
