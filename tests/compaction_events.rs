@@ -361,3 +361,40 @@ async fn the_rate_limit_bounds_the_copy() {
         db.close().await.unwrap();
     }
 }
+
+/// A compaction that cannot even begin (here: the partition is poisoned by
+/// a failed write) is reported like any failed one: an error to the caller,
+/// a `CompactionFailed` event (and no `CompactionStarted`), a failure count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_that_cannot_begin_emits_a_failure() {
+    let disk = caskade::SimDisk::new();
+    let db = Db::builder("/db")
+        .simulated_disk(disk.clone())
+        .compaction_scheduler(CompactionScheduler::disabled())
+        .open()
+        .await
+        .unwrap();
+    let mut events = db.events();
+    let p = db.create_partition("p", due_opts()).await.unwrap();
+    fill(&p, 2).await;
+    disk.fail(caskade::SimOp::Write, 1, caskade::SimFault::Eio, false);
+    p.put("k0", "fails").await.expect_err("the faulted write fails");
+    let err = p.compact().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Poisoned { partition } if partition == "p"),
+        "{err:?}"
+    );
+    let seen = drain(&mut events);
+    assert!(
+        matches!(&seen[..], [Event::CompactionFailed { partition, error: Error::Poisoned { .. }, .. }] if partition == "p"),
+        "{seen:?}"
+    );
+    let s = p.stats();
+    assert_eq!(
+        (s.compactions, s.failed_compactions, s.compacting),
+        (0, 1, false),
+        "{s:?}"
+    );
+    check_values(&p, 1).await;
+    db.close().await.ok();
+}

@@ -1,6 +1,7 @@
 //! The on-disk format: byte layouts of data files, records, hint files and
 //! manifests (documented in ARCHITECTURE.md). All integers are fixed-width
-//! little-endian; every structure carries a CRC32 (`crc32fast`).
+//! little-endian, except the varints of hint entries; every structure carries
+//! a CRC32 (`crc32fast`).
 //!
 //! Decoders validate lengths against limits and the bytes available before
 //! allocating anything, and return [`FormatError`], a small crate-private
@@ -13,7 +14,8 @@ pub(crate) mod hint;
 pub(crate) mod manifest;
 pub(crate) mod record;
 
-/// The format version written into every file header.
+/// The format version written into every file header (hint files have their
+/// own, [`hint::HINT_VERSION`]).
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Why bytes failed to decode. Mapped to `Error::Corrupt` at the boundary.

@@ -106,7 +106,9 @@ impl Compactor {
                 return;
             }
             Err(e) => {
-                let _ = reply.send(Err(e));
+                // Failed to begin (poisoned, the sealing rotation, statvfs):
+                // a failure operators see like any other.
+                self.fail(vec![reply], e, Instant::now());
                 return;
             }
         };

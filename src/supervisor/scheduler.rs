@@ -15,7 +15,7 @@
 //! Free space is checked by the writer before it begins; a skipped or
 //! failed compaction makes the partition wait `RETRY` before the next try.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -121,6 +121,9 @@ pub(crate) struct Scheduler {
     pub(crate) started: AtomicU64,
     /// Partition id → when it may start (jitter, or a retry after a skip).
     due: Mutex<HashMap<u64, Instant>>,
+    /// Partitions with a scheduled compaction in flight (from the spawn, before
+    /// the actor marks it compacting, until the report): one slot each.
+    claimed: Mutex<HashSet<u64>>,
 }
 
 impl Scheduler {
@@ -131,7 +134,25 @@ impl Scheduler {
             running: AtomicUsize::new(0),
             started: AtomicU64::new(0),
             due: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Claims `id`'s scheduler slot; `false` if a scheduled compaction of it
+    /// is in flight already.
+    fn claim(&self, id: u64) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id)
+    }
+
+    /// Gives back what [`Scheduler::claim`] took.
+    fn unclaim(&self, id: u64) {
+        self.claimed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
     }
 
     fn due(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
@@ -190,20 +211,27 @@ impl Supervisor {
             }
             // Only an open gate: never reopen (or hold up the eviction of)
             // a partition to compact it.
+            if !sched.claim(slot.id) {
+                continue;
+            }
             let inc = match slot.lease() {
                 Admission::Leased(inc) => inc,
-                _ => continue,
+                _ => {
+                    sched.unclaim(slot.id);
+                    continue;
+                }
             };
             sched.running.fetch_add(1, Relaxed);
             sched.started.fetch_add(1, Relaxed);
             let sup = Arc::clone(self);
             tokio::spawn(async move {
+                let in_flight = InFlight(&sup.scheduler, slot.id);
                 let held = Held(&slot);
                 let outcome = Partition::new(Arc::clone(&slot), Arc::clone(&sup))
                     .compact_on(&inc)
                     .await;
                 drop(held);
-                sup.scheduler.running.fetch_sub(1, Relaxed);
+                drop(in_flight);
                 match outcome {
                     Ok(report) if report.performed() => {
                         sup.scheduler.due().remove(&slot.id);
@@ -222,11 +250,39 @@ impl Supervisor {
     }
 }
 
+/// A scheduled compaction's slot and claim, given back on drop (also if
+/// its task panics or is dropped with the runtime).
+struct InFlight<'a>(&'a Scheduler, u64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Relaxed);
+        self.0.unclaim(self.1);
+    }
+}
+
 /// A lease taken straight from the gate, given back on drop.
 struct Held<'a>(&'a Slot);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.0.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_holds_at_most_one_scheduler_slot() {
+        let s = Scheduler::new(CompactionScheduler::default().max_concurrent(4));
+        assert!(s.claim(7));
+        assert!(!s.claim(7), "a second claim while one is in flight");
+        assert!(s.claim(8), "other partitions are independent");
+        s.running.fetch_add(1, Relaxed);
+        drop(InFlight(&s, 7));
+        assert_eq!(s.running.load(Relaxed), 0, "the slot is given back");
+        assert!(s.claim(7), "claimable again once given back");
     }
 }

@@ -194,7 +194,7 @@ pub struct CompactionArgs {
     #[arg(long, default_value_t = CompactionOptions::default().min_dead_ratio)]
     pub min_dead_ratio: f64,
     /// The partition's `min_dead_bytes` (K/M/G suffix allowed).
-    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    #[arg(long, default_value = "16M", value_parser = parse_size)]
     pub min_dead_bytes: u64,
     /// The partition's `min_space_saving` (K/M/G suffix allowed).
     #[arg(long, default_value = "16M", value_parser = parse_size)]

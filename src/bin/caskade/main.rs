@@ -54,6 +54,15 @@ mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// mimalloc instead of glibc's malloc: glibc grows and trims each thread's
+/// arena with one `mprotect` (the process-wide `mmap_lock`, for writing) per
+/// step — some 200,000 per compaction from the copy thread alone, and as
+/// many from a busy partition's actor — so a low-priority copy preempted
+/// inside one stalls every other thread's allocation (ARCHITECTURE.md,
+/// "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
