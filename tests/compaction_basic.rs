@@ -55,6 +55,12 @@ async fn compaction_reclaims_space_and_keeps_every_live_value() {
     assert_eq!(after.keys, model.len() as u64);
     assert_eq!(after.compactions, 1);
     assert!(after.last_compaction.is_some());
+    // The replaced files are deleted in the background once nothing reads them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p.stats().obsolete_files > 0 {
+        assert!(std::time::Instant::now() < deadline, "replaced files not deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     // Space: live data plus, per file, a header and at most one record of slack.
     let on_disk: u64 = common::data_files(&pdir)
         .iter()

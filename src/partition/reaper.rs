@@ -86,26 +86,35 @@ pub(crate) struct Obsolete {
     pub(crate) fs: Backend,
     pub(crate) dir: PathBuf,
     pub(crate) reaper: Arc<Reaper>,
-    /// Delete on tokio's blocking pool when the last holder is a runtime
-    /// thread (a reader task); off on the simulated disk and under loom,
-    /// where the deletion happens inline, in a deterministic order.
+    /// Delete in the background (tokio's blocking pool when the last holder
+    /// is a runtime thread, a reader task; else a short-lived thread); off
+    /// on the simulated disk and under loom, where the deletion happens
+    /// inline, in a deterministic order.
     pub(crate) background: bool,
 }
 
 impl Obsolete {
-    /// Deletes file `id` now, or hands the deletion to the blocking pool.
+    /// Deletes file `id` in the background (inline on the simulated disk
+    /// and under loom).
     pub(crate) fn delete(self, id: u32) {
         let background = self.background;
         let job = Deletion(Some((self, id)));
-        if cfg!(not(caskade_loom))
-            && background
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            // An unlink can take milliseconds: not on a runtime worker.
+        if cfg!(caskade_loom) || !background {
+            drop(job);
+            return;
+        }
+        // An unlink can take tens of milliseconds (a 64 MiB file on a
+        // `discard` mount): never on a runtime worker, nor on the
+        // partition's actor, whose writes would wait for it.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
             drop(rt.spawn_blocking(move || drop(job)));
             return;
         }
-        drop(job);
+        // Not on a runtime (the actor): a short-lived thread of its own. If
+        // it cannot start, the job dropped with the closure deletes inline.
+        let _ = std::thread::Builder::new()
+            .name("caskade:reap".into())
+            .spawn(move || drop(job));
     }
 }
 
