@@ -3,15 +3,19 @@
 //!
 //! `cargo bench --bench concurrent_load` runs it (`-- --json` for JSON).
 //! Run any other way (e.g. `cargo test --benches`, which passes no
-//! `--bench` flag) it only does a smoke run at toy sizes, so test runs stay
-//! fast while still exercising every phase.
+//! `--bench` flag) it only does a smoke run at toy sizes, without progress
+//! output, so test runs stay fast while still exercising every workload.
 
 #[path = "../src/bin/caskade/bench.rs"]
 mod bench;
+#[path = "../src/bin/caskade/footprint.rs"]
+mod footprint;
 #[path = "../src/bin/caskade/limits.rs"]
 mod limits;
 #[path = "../src/bin/caskade/plan.rs"]
 mod plan;
+#[path = "../src/bin/caskade/progress.rs"]
+mod progress;
 #[path = "../src/bin/caskade/report.rs"]
 mod report;
 #[path = "../src/bin/caskade/stats.rs"]
@@ -22,7 +26,8 @@ mod workload;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use plan::Plan;
+use plan::{Plan, PutDurability, Workload};
+use progress::Progress;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -30,29 +35,37 @@ fn main() -> ExitCode {
     let json = args.iter().any(|a| a == "--json");
     let plan = if full {
         Plan {
+            workloads: Workload::ALL.to_vec(),
             keys: 100_000,
             key_size: 16,
             value_size: 100,
-            tasks: vec![1, 16],
+            get_tasks: vec![1, 16],
+            put_tasks: vec![1, 64],
+            durable_tasks: vec![1, 16],
+            durability: PutDurability::Buffered,
             workers: 2,
             duration: Duration::from_secs(1),
             durable_ops: 500,
             rounds: 2,
             batch: 1000,
-            mixed: true,
+            overwrites: 3,
         }
     } else {
         Plan {
+            workloads: Workload::ALL.to_vec(),
             keys: 2_000,
             key_size: 16,
             value_size: 100,
-            tasks: vec![1, 4],
+            get_tasks: vec![1, 4],
+            put_tasks: vec![1, 4],
+            durable_tasks: vec![1, 4],
+            durability: PutDurability::Buffered,
             workers: 2,
             duration: Duration::from_millis(20),
             durable_ops: 5,
             rounds: 2,
             batch: 500,
-            mixed: true,
+            overwrites: 3,
         }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -67,7 +80,13 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    let progress = |msg: &str| eprintln!("[{:>6.1} s] {msg}", started.elapsed().as_secs_f64());
+    let line = |msg: &str| eprintln!("[{:>6.1} s] {msg}", started.elapsed().as_secs_f64());
+    // The smoke run stays quiet: no lines, no bars in test output.
+    let progress = if full {
+        Progress::new(&line)
+    } else {
+        Progress::quiet()
+    };
     match plan
         .validate()
         .map_err(Into::into)

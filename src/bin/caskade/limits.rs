@@ -18,6 +18,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
+use indicatif::ProgressBar;
+
 use crate::plan::{Plan, SplitMix, fill_key};
 use crate::stats::{Measurement, Recorder};
 
@@ -69,12 +71,13 @@ pub fn append(plan: &Plan, path: &Path) -> std::io::Result<Measurement> {
     })
 }
 
-/// L2: `ops` × (append one record to `path`, `fdatasync`). The durable
-/// phases call it once per round and [`Measurement::absorb`] the results.
+/// L2: `ops` × (append one record to `path`, `fdatasync`), advancing `bar`
+/// by each. The durable phases call it once per round and
+/// [`Measurement::absorb`] the results.
 ///
 /// # Errors
 /// Any I/O error.
-pub fn append_sync(plan: &Plan, path: &Path, ops: u64) -> std::io::Result<Measurement> {
+pub fn append_sync(plan: &Plan, path: &Path, ops: u64, bar: &ProgressBar) -> std::io::Result<Measurement> {
     let value = plan.value();
     let mut rec = vec![0u8; plan.record_size()];
     let mut file = create(path)?;
@@ -87,6 +90,7 @@ pub fn append_sync(plan: &Plan, path: &Path, ops: u64) -> std::io::Result<Measur
         file.write_all(&rec)?;
         file.sync_data()?;
         lat.lap(&mut last);
+        bar.inc(1);
     }
     Ok(Measurement {
         id: "L2".into(),

@@ -4,31 +4,43 @@
 //!
 //! Measures the engine against the raw limits of the machine, in one process
 //! and one data directory so that the ratios are meaningful on a shared,
-//! noisy machine:
+//! noisy machine. `--workloads` (default: all) picks from:
 //!
-//! 1. raw limits with `std::fs`: **L1** buffered append of `key + value`
-//!    records with one fsync at the end, **L2** append + `fdatasync` per
-//!    operation, **L3** random `pread` of one record from the page cache
-//!    (1 thread, and **L3x2** with 2 threads);
-//! 2. the engine on a tokio multi-thread runtime (`--workers`, default 2):
-//!    fill (`--keys` keys in batches, `Durability::OsBuffered`, then
-//!    `sync`), random `get` per task count, buffered puts per task count,
-//!    a mixed phase (readers plus one writer), reopen to the first `get`, and
-//!    durable puts (`Durability::Always`, group commit) per task count on
-//!    fresh partitions.
+//! - `limits`: raw limits with `std::fs`: **L1** buffered append of
+//!   `key + value` records with one fsync at the end, **L2** append +
+//!   `fdatasync` per operation, **L3** random `pread` of one record from
+//!   the page cache (1 thread, and **L3x2** with 2 threads);
+//! - `fill`: `--keys` keys in atomic batches of `--batch`
+//!   (`Durability::OsBuffered`), then `sync`;
+//! - `get`: random `get` per `--get-tasks` count (default 1, 2, 4, 16), and
+//!   one task reading on the blocking pool;
+//! - `put`: overwrites of random keys per `--put-tasks` count (1, 64) under
+//!   `--durability` (`buffered`, `interval:<ms>` or `always`);
+//! - `mixed`: readers plus one writer on the same partition;
+//! - `reopen`: close, then open, recover and the first `get`;
+//! - `durable`: durable puts (`Durability::Always`, group commit) of new keys
+//!   per `--durable-tasks` count (1, 16, 64) on fresh partitions;
+//! - `space`: disk bytes (`*.data` + `*.hint`) after `--overwrites` (3)
+//!   rounds over every key with the scheduler off, against the raw and the
+//!   live bytes, then again after `Partition::compact()`;
+//! - `memory`: RSS growth over the fill, per key (the index's cost).
 //!
+//! Everything runs on a tokio multi-thread runtime (`--workers`, default 2).
 //! The raw limits L1 and L3 run first; L2 is interleaved with the durable
 //! puts in `--rounds` rounds, because fsync latency on a shared disk drifts
 //! by several times within a minute.
 //!
 //! Each phase reports ops/s, per-operation latency p50/p99/p99.9/max (HDR
-//! histograms) and its ratio to the relevant raw limit; then the issue's
-//! targets are printed as MET or MISSED. `--json` prints the same results
-//! as JSON on stdout. Progress goes to stderr.
+//! histograms) and its ratio to the relevant raw limit; then the memory and
+//! space figures, and the issue's targets as MET or MISSED. `--json` prints
+//! the same results as JSON on stdout. Progress goes to stderr: a line per
+//! phase, and a progress bar (indicatif) under it for the long ones when
+//! stderr is a terminal.
 //!
 //! ```text
 //! cargo run --release -- bench
-//! cargo run --release -- bench --keys 200000 --tasks 1,4,16 --duration 5 --json
+//! cargo run --release -- bench --keys 200000 --get-tasks 1,4,16 --duration 5 --json
+//! cargo run --release -- bench --workloads get,put --durability interval:5
 //! cargo run --release -- bench --dir ./bench-data    # keep the data
 //! ```
 //!
@@ -45,9 +57,11 @@
 
 mod bench;
 mod compaction;
+mod footprint;
 mod limits;
 mod partitions;
 mod plan;
+mod progress;
 mod report;
 mod stats;
 mod workload;
@@ -67,7 +81,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::Plan;
+use crate::plan::{Plan, PutDurability, Workload};
+use crate::progress::Progress;
 
 /// The caskade command-line tool.
 #[derive(Debug, Parser)]
@@ -90,6 +105,15 @@ enum Command {
 /// Options of `caskade bench`.
 #[derive(Debug, Args)]
 struct BenchArgs {
+    /// Workloads to run (comma-separated; they run in the order listed below,
+    /// whatever the order given).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "limits,fill,get,put,mixed,reopen,durable,space,memory"
+    )]
+    workloads: Vec<Workload>,
     /// Keys loaded by the fill phase (and raw records appended by L1).
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
@@ -99,13 +123,32 @@ struct BenchArgs {
     /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
-    /// Task counts of the get, put and durable-put phases (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
-    tasks: Vec<usize>,
+    /// Task counts of the get phases (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "1,2,4,16")]
+    get_tasks: Vec<usize>,
+    /// Task counts of the (non-durable) put phases (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "1,64")]
+    put_tasks: Vec<usize>,
+    /// Task counts of the durable put phases (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "1,16,64")]
+    durable_tasks: Vec<usize>,
+    /// One list for --get-tasks, --put-tasks and --durable-tasks at once.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        conflicts_with_all = ["get_tasks", "put_tasks", "durable_tasks"]
+    )]
+    tasks: Option<Vec<usize>>,
+    /// Durability of the put phases and of the mixed phase's writer:
+    /// buffered (OsBuffered), interval:<ms> (fdatasync at most <ms> after a
+    /// write) or always (fdatasync per group commit).
+    #[arg(long, value_name = "MODE", default_value = "buffered")]
+    durability: PutDurability,
     /// Worker threads of the tokio multi-thread runtime.
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// Seconds per timed phase (raw reads, gets, buffered puts, mixed).
+    /// Seconds per timed phase (raw reads, gets, puts, mixed).
     #[arg(long, default_value = "3", value_parser = parse_seconds)]
     duration: Duration,
     /// Durable puts per task in each durable phase (and fdatasyncs in L2).
@@ -115,33 +158,49 @@ struct BenchArgs {
     /// the same background disk load).
     #[arg(long, default_value_t = 4)]
     rounds: u64,
-    /// Keys per batch in the fill phase.
+    /// Keys per batch in the fill phase and the space workload.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
-    /// Skip the mixed phase (readers plus one writer).
+    /// Overwrite rounds of every key in the space workload.
+    #[arg(long, default_value_t = 3)]
+    overwrites: u32,
+    /// Skip the mixed phase (the same as leaving `mixed` out of --workloads).
     #[arg(long)]
     no_mixed: bool,
     /// Keep the data in this (new or empty) directory instead of a temporary one.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Print the results as JSON instead of a table.
+    /// Print the results as JSON instead of a table (progress stays on stderr).
     #[arg(long)]
     json: bool,
 }
 
 impl BenchArgs {
     fn plan(&self) -> Plan {
+        let mut workloads: Vec<Workload> = self
+            .workloads
+            .iter()
+            .copied()
+            .filter(|&w| !(self.no_mixed && w == Workload::Mixed))
+            .collect();
+        workloads.sort();
+        workloads.dedup();
+        let list = |own: &Vec<usize>| self.tasks.clone().unwrap_or_else(|| own.clone());
         Plan {
+            workloads,
             keys: self.keys,
             key_size: self.key_size,
             value_size: self.value_size,
-            tasks: self.tasks.clone(),
+            get_tasks: list(&self.get_tasks),
+            put_tasks: list(&self.put_tasks),
+            durable_tasks: list(&self.durable_tasks),
+            durability: self.durability,
             workers: self.workers,
             duration: self.duration,
             durable_ops: self.durable_ops,
             rounds: self.rounds,
             batch: self.batch,
-            mixed: !self.no_mixed,
+            overwrites: self.overwrites,
         }
     }
 }
@@ -179,7 +238,9 @@ fn run_bench(args: &BenchArgs) -> Result<(), workload::BoxError> {
     let plan = args.plan();
     plan.validate()?;
     let dir = args.dir.as_deref();
-    let report = with_runtime(plan.workers, |rt, progress| bench::run(&plan, rt, dir, progress))?;
+    let report = with_runtime(plan.workers, |rt, line| {
+        bench::run(&plan, rt, dir, &Progress::new(line))
+    })?;
     print!(
         "{}",
         if args.json {
@@ -218,7 +279,8 @@ fn run_compaction(args: &compaction::CompactionArgs) -> Result<(), workload::Box
 }
 
 /// Runs one benchmark on a multi-thread runtime of `workers` (at least 1)
-/// worker threads, printing its progress lines, timestamped, to stderr.
+/// worker threads, printing its progress lines, timestamped, to stderr
+/// (`caskade bench` adds progress bars under them: `progress::Progress`).
 fn with_runtime<R>(
     workers: usize,
     run: impl FnOnce(&tokio::runtime::Runtime, &dyn Fn(&str)) -> Result<R, workload::BoxError>,
@@ -232,5 +294,9 @@ fn with_runtime<R>(
     run(&rt, &progress)
 }
 
+#[cfg(test)]
+mod bench_tests;
+#[cfg(test)]
+mod test_json;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,13 @@
-//! Rendering a [`Report`]: the table, the targets of the issue (MET /
-//! MISSED), and the same results as JSON.
+//! Rendering a [`Report`]: the phase table, the reopen, memory and space
+//! figures, the targets of the issue (MET / MISSED), and the same results
+//! as JSON.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::bench::Report;
+use crate::footprint::{Footprint, Memory, Space};
+use crate::plan::PutDurability;
 use crate::stats::{Limit, Measurement};
 
 /// One performance target and how the run fared against it.
@@ -68,7 +71,8 @@ pub fn targets(r: &Report) -> Vec<Target> {
         },
         Target {
             name: "put, OsBuffered, 1 task",
-            measured: rate("put_t1"),
+            // Only a buffered put phase is what the target is about.
+            measured: rate("put_t1").filter(|_| r.plan.durability == PutDurability::Buffered),
             goal: 250_000.0,
             unit: "ops/s",
         },
@@ -87,14 +91,20 @@ pub fn table(r: &Report) -> String {
         "caskade bench: {} CPUs, {} RAM, kernel {}, data dir on {}; load avg {} -> {}",
         m.cpus, m.memory, m.kernel, m.fs_type, r.load.0, r.load.1
     );
+    let list = |l: &[usize]| l.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let workloads: Vec<&str> = p.schedule().iter().map(|w| w.name()).collect();
     let _ = writeln!(
         s,
-        "keys {}, key {} B, value {} B, tasks {:?}, {} tokio workers, {} per timed phase, \
-         {} durable ops per task in {} rounds\n",
+        "workloads {}\nkeys {}, key {} B, value {} B; tasks: get {}, put {}, durable {}; puts {}; \
+         {} tokio workers, {} per timed phase, {} durable ops per task in {} rounds\n",
+        workloads.join(","),
         p.keys,
         p.key_size,
         p.value_size,
-        p.tasks,
+        list(&p.get_tasks),
+        list(&p.put_tasks),
+        list(&p.durable_tasks),
+        p.durability.show(),
         p.workers,
         fmt_duration(p.duration),
         p.durable_ops,
@@ -158,12 +168,20 @@ pub fn table(r: &Report) -> String {
     for row in &rows {
         let _ = writeln!(s, "{}", line(row));
     }
-    let _ = writeln!(
-        s,
-        "\nreopen {} keys (after close: open with Always, recover, first get): {}",
-        p.keys,
-        fmt_duration(r.reopen)
-    );
+    if let Some(d) = r.reopen {
+        let _ = writeln!(
+            s,
+            "\nreopen {} keys (after close: open with Always, recover, first get): {}",
+            p.keys,
+            fmt_duration(d)
+        );
+    }
+    if let Some(m) = &r.memory {
+        s.push_str(&memory_line(m));
+    }
+    if let Some(sp) = &r.space {
+        s.push_str(&space_table(sp));
+    }
     let _ = writeln!(s, "\ntargets:");
     for t in targets(r) {
         let (value, verdict) = match (t.measured, t.met()) {
@@ -179,6 +197,57 @@ pub fn table(r: &Report) -> String {
         );
     }
     let _ = writeln!(s, "\ntotal run time {}", fmt_duration(r.total));
+    s
+}
+
+/// The memory figure: RSS growth over the fill, per key.
+fn memory_line(m: &Memory) -> String {
+    format!(
+        "\nindex memory: {:.1} B per key (RSS {} -> {} over the fill of {} keys: +{})\n",
+        m.per_key(),
+        fmt_bytes(m.rss_before),
+        fmt_bytes(m.rss_after),
+        m.keys,
+        fmt_bytes(m.growth())
+    )
+}
+
+/// The space figures: footprint before and after the compaction.
+fn space_table(sp: &Space) -> String {
+    let mut s = format!(
+        "\nspace amplification: {} keys written {} times (fill + {} overwrite rounds, scheduler off); \
+         raw = keys x (key + value) = {}\n",
+        sp.keys,
+        u64::from(sp.overwrites) + 1,
+        sp.overwrites,
+        fmt_bytes(sp.raw_bytes)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<22} {:>11} {:>11} {:>11} {:>6} {:>11} {:>11} {:>9} {:>9}",
+        "state", "data+hint", "data", "hint", "files", "live", "dead", "vs raw", "vs live"
+    );
+    let row = |name: &str, f: &Footprint| {
+        format!(
+            "  {name:<22} {:>11} {:>11} {:>11} {:>6} {:>11} {:>11} {:>8.2}x {:>8.2}x\n",
+            fmt_bytes(f.bytes()),
+            fmt_bytes(f.data_bytes),
+            fmt_bytes(f.hint_bytes),
+            f.data_files + f.hint_files,
+            fmt_bytes(f.live_bytes),
+            fmt_bytes(f.dead_bytes),
+            f.vs_raw(sp.raw_bytes),
+            f.vs_live()
+        )
+    };
+    s.push_str(&row(&format!("after {} overwrites", sp.overwrites), &sp.before));
+    s.push_str(&row("after compact()", &sp.after));
+    let _ = writeln!(
+        s,
+        "  compact() took {}, copied {} live records",
+        fmt_duration(sp.compaction),
+        sp.records_copied
+    );
     s
 }
 
@@ -198,21 +267,28 @@ pub fn json(r: &Report) -> String {
         quote(&r.load.0),
         quote(&r.load.1)
     );
-    let tasks: Vec<String> = p.tasks.iter().map(usize::to_string).collect();
+    let list = |l: &[usize]| l.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+    let workloads: Vec<String> = p.schedule().iter().map(|w| quote(w.name())).collect();
     let _ = writeln!(
         s,
-        "  \"plan\": {{\"keys\": {}, \"key_size\": {}, \"value_size\": {}, \"tasks\": [{}], \
-         \"workers\": {}, \"duration_ns\": {}, \"durable_ops\": {}, \"rounds\": {}, \"batch\": {}, \"mixed\": {}}},",
+        "  \"plan\": {{\"workloads\": [{}], \"keys\": {}, \"key_size\": {}, \"value_size\": {}, \
+         \"get_tasks\": [{}], \"put_tasks\": [{}], \"durable_tasks\": [{}], \"durability\": {}, \
+         \"workers\": {}, \"duration_ns\": {}, \"durable_ops\": {}, \"rounds\": {}, \"batch\": {}, \
+         \"overwrites\": {}}},",
+        workloads.join(", "),
         p.keys,
         p.key_size,
         p.value_size,
-        tasks.join(", "),
+        list(&p.get_tasks),
+        list(&p.put_tasks),
+        list(&p.durable_tasks),
+        quote(&p.durability.arg()),
         p.workers,
         p.duration.as_nanos(),
         p.durable_ops,
         p.rounds,
         p.batch,
-        p.mixed
+        p.overwrites
     );
     let _ = writeln!(s, "  \"data_dir\": {},", quote(&r.data_dir.display().to_string()));
     s.push_str("  \"phases\": [\n");
@@ -244,7 +320,22 @@ pub fn json(r: &Report) -> String {
         .collect();
     s.push_str(&phases.join(",\n"));
     s.push_str("\n  ],\n");
-    let _ = writeln!(s, "  \"reopen_ns\": {},", r.reopen.as_nanos());
+    let null = || "null".to_string();
+    let _ = writeln!(
+        s,
+        "  \"reopen_ns\": {},",
+        r.reopen.map_or_else(null, |d| d.as_nanos().to_string())
+    );
+    let _ = writeln!(
+        s,
+        "  \"memory\": {},",
+        r.memory.as_ref().map_or_else(null, memory_json)
+    );
+    let _ = writeln!(
+        s,
+        "  \"space\": {},",
+        r.space.as_ref().map_or_else(null, space_json)
+    );
     s.push_str("  \"targets\": [\n");
     let targets: Vec<String> = targets(r)
         .iter()
@@ -264,6 +355,47 @@ pub fn json(r: &Report) -> String {
     let _ = writeln!(s, "  \"total_ns\": {}", r.total.as_nanos());
     s.push_str("}\n");
     s
+}
+
+fn memory_json(m: &Memory) -> String {
+    format!(
+        "{{\"keys\": {}, \"rss_before_bytes\": {}, \"rss_after_bytes\": {}, \"growth_bytes\": {}, \
+         \"bytes_per_key\": {:.2}}}",
+        m.keys,
+        m.rss_before,
+        m.rss_after,
+        m.growth(),
+        m.per_key()
+    )
+}
+
+fn space_json(sp: &Space) -> String {
+    let f = |f: &Footprint| {
+        format!(
+            "{{\"bytes\": {}, \"data_bytes\": {}, \"hint_bytes\": {}, \"data_files\": {}, \
+             \"hint_files\": {}, \"live_bytes\": {}, \"dead_bytes\": {}, \"vs_raw\": {:.4}, \"vs_live\": {:.4}}}",
+            f.bytes(),
+            f.data_bytes,
+            f.hint_bytes,
+            f.data_files,
+            f.hint_files,
+            f.live_bytes,
+            f.dead_bytes,
+            f.vs_raw(sp.raw_bytes),
+            f.vs_live()
+        )
+    };
+    format!(
+        "{{\"keys\": {}, \"overwrites\": {}, \"raw_bytes\": {}, \"compaction_ns\": {}, \
+         \"records_copied\": {}, \"after_overwrites\": {}, \"after_compaction\": {}}}",
+        sp.keys,
+        sp.overwrites,
+        sp.raw_bytes,
+        sp.compaction.as_nanos(),
+        sp.records_copied,
+        f(&sp.before),
+        f(&sp.after)
+    )
 }
 
 /// A JSON string literal.
@@ -296,6 +428,20 @@ pub fn fmt_duration(d: Duration) -> String {
         format!("{:.2} ms", ns / 1e6)
     } else {
         format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// `812 B`, `12.3 KiB`, `45.6 MiB`, `1.23 GiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b < 1024.0 {
+        format!("{b:.0} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
     }
 }
 

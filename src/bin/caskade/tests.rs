@@ -9,93 +9,58 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::bench::{self, Machine, Report, fs_type};
-use crate::plan::{Plan, SplitMix, bytes_needed, fill_key};
+use crate::plan::{Plan, PutDurability, SplitMix, Workload, bytes_needed, fill_key};
+use crate::progress::Progress;
 use crate::report::{self, Target, fmt_duration, fmt_rate, quote};
 use crate::stats::{Limit, Measurement, Recorder};
 use crate::{Cli, Command};
 use clap::Parser;
 
+/// A run of `workloads` only, at toy sizes, in a kept directory: the
+/// fill comes along when a workload needs it, and nothing else runs.
 #[test]
-fn cli_parses_defaults_and_lists() {
-    let cli = Cli::try_parse_from(["caskade", "bench"]).unwrap();
-    let Command::Bench(a) = cli.command else {
-        panic!("not bench")
-    };
-    let p = a.plan();
-    assert_eq!((p.keys, p.key_size, p.value_size), (1_000_000, 16, 100));
-    assert_eq!(p.tasks, vec![1, 16]);
-    assert_eq!(p.duration, Duration::from_secs(3));
-    assert!(p.validate().is_ok());
-    let cli = Cli::try_parse_from([
-        "caskade",
-        "bench",
-        "--tasks",
-        "2,4,8",
-        "--duration",
-        "0.5",
-        "--json",
-    ])
-    .unwrap();
-    let Command::Bench(a) = cli.command else {
-        panic!("not bench")
-    };
-    assert_eq!(a.tasks, vec![2, 4, 8]);
-    assert_eq!(a.duration, Duration::from_millis(500));
-    assert!(a.json);
-    assert!(Cli::try_parse_from(["caskade", "bench", "--duration", "-1"]).is_err());
-}
-
-/// A whole run at toy sizes: every phase runs, checks its data, and lands
-/// in the table and the JSON.
-#[test]
-fn tiny_run_reports_every_phase() {
-    let plan = Plan {
-        keys: 2000,
-        key_size: 16,
-        value_size: 100,
-        tasks: vec![1, 3],
-        workers: 2,
-        duration: Duration::from_millis(30),
-        durable_ops: 5,
-        rounds: 2,
-        batch: 300,
-        mixed: true,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+fn chosen_workloads_run_alone() {
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let r = bench::run(&plan, &rt, Some(&data), &|_| {}).unwrap();
+    let mut plan = toy(vec![Workload::Get, Workload::Durable]);
+    let r = bench::run(&plan, &rt, Some(&data), &Progress::quiet()).unwrap();
     let ids: Vec<&str> = r.phases.iter().map(|m| m.id.as_str()).collect();
     #[rustfmt::skip]
     let expected = [
-        "L1", "L3", "L3x2", "fill", "get_t1", "get_t3", "get_offloaded_t1", "put_t1", "put_t3", "mixed_get_r2",
-        "mixed_put", "L2", "durable_put_t1", "durable_put_t3",
+        "fill", "get_t1", "get_t3", "get_offloaded_t1", "durable_put_t1", "durable_put_t3",
     ];
     assert_eq!(ids, expected);
+    assert!(r.reopen.is_none() && r.memory.is_none() && r.space.is_none());
     for m in &r.phases {
         assert!(m.ops > 0 && m.latency.count() > 0, "{} did nothing", m.id);
     }
     let phase = |id: &str| r.phases.iter().find(|m| m.id == id).unwrap();
     assert_eq!(phase("fill").ops, 2000);
     assert_eq!(phase("fill").latency.count(), 7, "one sample per batch");
-    assert_eq!(
-        (phase("L2").ops, phase("L2").latency.count()),
-        (5, 5),
-        "L2 over 2 rounds"
-    );
-    assert!(phase("L2").note.contains("2 rounds"), "{}", phase("L2").note);
     let d3 = phase("durable_put_t3");
-    assert_eq!((d3.ops, d3.latency.count()), (15, 15));
+    assert_eq!(
+        (d3.ops, d3.latency.count()),
+        (15, 15),
+        "5 ops x 3 tasks over 2 rounds"
+    );
     let table = report::table(&r);
     assert!(table.contains("put, Always (durable), 3 task(s)"), "{table}");
     assert!(table.contains("not measured"), "no 16-task phase ran: {table}");
+    assert!(
+        !table.contains("reopen ") && !table.contains("space amplification"),
+        "{table}"
+    );
     let json = report::json(&r);
     assert!(json.contains("\"id\": \"durable_put_t3\""), "{json}");
     assert!(json.contains("\"met\": null"), "{json}");
+    assert!(
+        json.contains("\"workloads\": [\"fill\", \"get\", \"durable\"]"),
+        "{json}"
+    );
+    for none in ["reopen_ns", "memory", "space"] {
+        assert!(json.contains(&format!("\"{none}\": null,")), "{none}: {json}");
+    }
     // The data was kept: the catalog lists the benchmark's partitions, each
     // in its own 16-hex-digit directory, and nothing else is there.
     let db_dir = data.join("db");
@@ -124,23 +89,88 @@ fn tiny_run_reports_every_phase() {
         assert!(d.join("MANIFEST").is_file(), "{d:?}");
     }
     assert!(db_dir.join("CATALOG").is_file());
-    assert!(!data.join("raw").exists());
+    assert!(!data.join("raw").exists() && !data.join("space").exists());
     // A second run into the same directory is refused.
-    assert!(bench::run(&plan, &rt, Some(&data), &|_| {}).is_err());
+    assert!(bench::run(&plan, &rt, Some(&data), &Progress::quiet()).is_err());
+
+    // The raw limits alone: L2 runs by itself, in rounds; no database.
+    plan.workloads = vec![Workload::Limits];
+    let r = bench::run(&plan, &rt, None, &Progress::quiet()).unwrap();
+    let ids: Vec<&str> = r.phases.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["L1", "L3", "L3x2", "L2"]);
+    assert_eq!(r.phases[3].ops, 5);
+    assert_eq!(r.phases[3].note, "in 2 rounds");
+    assert!(!r.data_dir.exists(), "the temporary directory is removed");
+}
+
+/// `--durability` reaches the put phases and the mixed writer (the
+/// database is reopened with it after the gets), and their names say so.
+#[test]
+fn put_durability_is_applied_and_named() {
+    let rt = runtime();
+    for (d, shown) in [
+        (PutDurability::Interval(Duration::from_millis(5)), "Interval 5 ms"),
+        (PutDurability::Always, "Always"),
+    ] {
+        let mut plan = toy(vec![Workload::Put, Workload::Mixed]);
+        plan.durability = d;
+        let r = bench::run(&plan, &rt, None, &Progress::quiet()).unwrap();
+        let names: Vec<&str> = r.phases.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "fill, batches of 300, OsBuffered".to_string(),
+                format!("put, {shown}, 1 task(s)"),
+                format!("put, {shown}, 3 task(s)"),
+                "mixed: get, 2 reader task(s)".to_string(),
+                format!("mixed: put, {shown}, 1 writer task"),
+            ]
+        );
+        assert!(r.phases.iter().all(|m| m.ops > 0), "{:?}", r.phases);
+        // The 250 k ops/s target is about buffered puts only.
+        assert_eq!(report::targets(&r)[2].measured, None);
+        assert!(report::json(&r).contains(&format!("\"durability\": \"{}\"", d.arg())));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Toy sizes for whole runs of `workloads`.
+fn toy(workloads: Vec<Workload>) -> Plan {
+    Plan {
+        workloads,
+        keys: 2000,
+        key_size: 16,
+        value_size: 100,
+        get_tasks: vec![1, 3],
+        put_tasks: vec![1, 3],
+        durable_tasks: vec![1, 3],
+        durability: PutDurability::Buffered,
+        workers: 2,
+        duration: Duration::from_millis(30),
+        durable_ops: 5,
+        rounds: 2,
+        batch: 300,
+        overwrites: 3,
+    }
 }
 
 fn plan() -> Plan {
     Plan {
         keys: 1000,
-        key_size: 16,
-        value_size: 100,
-        tasks: vec![1, 16],
-        workers: 2,
+        get_tasks: vec![1, 16],
+        durable_tasks: vec![1, 16],
         duration: Duration::from_millis(10),
         durable_ops: 10,
         rounds: 3,
         batch: 100,
-        mixed: true,
+        ..toy(Workload::ALL.to_vec())
     }
 }
 
@@ -171,8 +201,28 @@ fn validate_rejects_keys_too_small_for_the_count() {
     p.keys = 257;
     assert!(p.validate().is_err());
     let mut p = plan();
-    p.tasks = vec![0];
-    assert!(p.validate().is_err());
+    p.put_tasks = vec![2, 0];
+    assert!(p.validate().unwrap_err().contains("--put-tasks"));
+    let mut p = plan();
+    p.durable_tasks = vec![];
+    assert!(p.validate().unwrap_err().contains("--durable-tasks"));
+    let mut p = plan();
+    p.workloads = vec![];
+    assert!(p.validate().unwrap_err().contains("--workloads"));
+    let mut p = plan();
+    p.overwrites = 0;
+    assert!(p.validate().unwrap_err().contains("--overwrites"));
+    p.workloads = vec![Workload::Get];
+    assert!(p.validate().is_ok(), "overwrites only matter to space");
+    // Durable keys go up to the largest durable task count x --durable-ops.
+    let mut p = plan();
+    p.keys = 200;
+    p.key_size = 1;
+    p.durable_ops = 16;
+    p.rounds = 1;
+    assert!(p.validate().is_ok(), "16 x 16 = 256 keys fit one byte");
+    p.durable_tasks = vec![17];
+    assert!(p.validate().unwrap_err().contains("key-size"), "17 x 16 do not");
 }
 
 #[test]
@@ -204,7 +254,8 @@ fn splitmix_spreads_over_the_range() {
     }
     assert!(hits.iter().all(|&h| (800..1200).contains(&h)), "{hits:?}");
     assert_eq!(plan().record_size(), 116);
-    assert_eq!(plan().max_tasks(), 16);
+    assert_eq!(plan().max_durable_tasks(), 16);
+    assert_eq!(plan().mixed_readers(), 15);
 }
 
 #[test]
@@ -306,7 +357,9 @@ fn ratios_and_targets_follow_the_measured_rates() {
             phase("get_t1", 1_200_000, Some(Limit::L3)),
             phase("durable_put_t16", 1_500, Some(Limit::L2)),
         ],
-        reopen: Duration::from_millis(1),
+        reopen: Some(Duration::from_millis(1)),
+        memory: None,
+        space: None,
         total: Duration::from_secs(1),
         load: ("1.0".into(), "2.0".into()),
     };

@@ -1,5 +1,5 @@
-//! The engine workloads: fill, random gets, puts (buffered and durable) and
-//! a mixed phase, each from N tokio tasks, every operation timed.
+//! The engine workloads: fill, random gets, puts (non-durable and durable)
+//! and a mixed phase, each from N tokio tasks, every operation timed.
 //!
 //! Timing: each task reads the clock once per operation and records the time
 //! since its previous reading, so a sample covers the awaited call plus the
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caskade::Partition;
+use indicatif::ProgressBar;
 use tokio::task::JoinHandle;
 
 use crate::plan::{Plan, SplitMix, fill_key};
@@ -52,28 +53,15 @@ enum Pick {
 }
 
 /// Loads `plan.keys` keys with batches of `plan.batch`, then `sync`s.
-/// One latency sample per batch; ops are keys.
+/// One latency sample per batch; ops are keys. Advances `bar` by the keys
+/// of each batch.
 ///
 /// # Errors
 /// Any engine error.
-pub async fn fill(plan: &Plan, p: &Partition) -> Result<Measurement, BoxError> {
-    let value = plan.value();
-    let mut key = plan.key_buf();
+pub async fn fill(plan: &Plan, p: &Partition, bar: ProgressBar) -> Result<Measurement, BoxError> {
     let mut lat = Recorder::new();
     let start = Instant::now();
-    let mut last = start;
-    let mut next = 0;
-    while next < plan.keys {
-        let end = (next + plan.batch as u64).min(plan.keys);
-        let mut b = p.batch();
-        for i in next..end {
-            fill_key(i, &mut key);
-            b.put(&key, &value);
-        }
-        b.commit().await?;
-        lat.lap(&mut last);
-        next = end;
-    }
+    write_all(plan, p, &plan.value(), &mut lat, &bar).await?;
     let before_sync = Instant::now();
     p.sync().await?;
     let end = Instant::now();
@@ -88,6 +76,37 @@ pub async fn fill(plan: &Plan, p: &Partition) -> Result<Measurement, BoxError> {
         limit: Some(Limit::L1),
         note: format!("final sync {}", crate::report::fmt_duration(end - before_sync)),
     })
+}
+
+/// Writes every key `0..plan.keys` once with `value`, in atomic batches of
+/// `plan.batch`, recording one latency sample per batch into `lat` and
+/// advancing `bar` by the keys of each.
+///
+/// # Errors
+/// Any engine error.
+pub async fn write_all(
+    plan: &Plan,
+    p: &Partition,
+    value: &[u8],
+    lat: &mut Recorder,
+    bar: &ProgressBar,
+) -> Result<(), BoxError> {
+    let mut key = plan.key_buf();
+    let mut last = Instant::now();
+    let mut next = 0;
+    while next < plan.keys {
+        let end = (next + plan.batch as u64).min(plan.keys);
+        let mut b = p.batch();
+        for i in next..end {
+            fill_key(i, &mut key);
+            b.put(&key, value);
+        }
+        b.commit().await?;
+        lat.lap(&mut last);
+        bar.inc(end - next);
+        next = end;
+    }
+    Ok(())
 }
 
 /// Random gets of loaded keys from `tasks` tasks for `plan.duration`.
@@ -152,24 +171,31 @@ async fn read_phase(
 }
 
 /// Overwrites of random loaded keys from `tasks` tasks for `plan.duration`,
-/// on a partition of a `Durability::OsBuffered` database.
+/// on a partition of a database of `plan.durability`.
 ///
 /// # Errors
 /// Any engine error.
-pub async fn buffered_puts(plan: &Plan, p: &Partition, tasks: usize) -> Result<Measurement, BoxError> {
+pub async fn puts(plan: &Plan, p: &Partition, tasks: usize) -> Result<Measurement, BoxError> {
     let start = Instant::now();
     let stop = Stop::At(start + plan.duration);
     let value: Arc<[u8]> = plan.value().into();
     let handles = (0..tasks)
         .map(|t| {
             let pick = Pick::Random(SplitMix::new(0x3000 + t as u64), plan.keys);
-            tokio::spawn(put_loop(p.clone(), plan.key_size, Arc::clone(&value), pick, stop))
+            tokio::spawn(put_loop(
+                p.clone(),
+                plan.key_size,
+                Arc::clone(&value),
+                pick,
+                stop,
+                None,
+            ))
         })
         .collect();
     let (lat, end) = join(handles, start).await?;
     Ok(Measurement {
         id: format!("put_t{tasks}"),
-        name: format!("put, OsBuffered, {tasks} task(s)"),
+        name: format!("put, {}, {tasks} task(s)", plan.durability.show()),
         tasks,
         ops: lat.count(),
         elapsed: end - start,
@@ -182,7 +208,7 @@ pub async fn buffered_puts(plan: &Plan, p: &Partition, tasks: usize) -> Result<M
 
 /// Round `round` of the durable puts (see [`Plan::durable_round`]): each of
 /// `tasks` tasks puts its next new keys on `p`, a fresh partition of a
-/// `Durability::Always` database (group commit).
+/// `Durability::Always` database (group commit). Every put advances `bar`.
 ///
 /// # Errors
 /// Any engine error.
@@ -191,6 +217,7 @@ pub async fn durable_puts(
     p: &Partition,
     tasks: usize,
     round: u64,
+    bar: &ProgressBar,
 ) -> Result<Measurement, BoxError> {
     let (first, count) = plan.durable_round(round);
     let start = Instant::now();
@@ -199,7 +226,15 @@ pub async fn durable_puts(
         .map(|t| {
             let pick = Pick::Sequential(t as u64 * plan.durable_ops + first);
             let stop = Stop::After(count);
-            tokio::spawn(put_loop(p.clone(), plan.key_size, Arc::clone(&value), pick, stop))
+            let bar = Some(bar.clone());
+            tokio::spawn(put_loop(
+                p.clone(),
+                plan.key_size,
+                Arc::clone(&value),
+                pick,
+                stop,
+                bar,
+            ))
         })
         .collect();
     let (lat, end) = join(handles, start).await?;
@@ -217,7 +252,7 @@ pub async fn durable_puts(
 }
 
 /// `readers` tasks of random gets and one task of random overwrites
-/// (OsBuffered) on the same partition for `plan.duration`. Returns the
+/// (`plan.durability`) on the same partition for `plan.duration`. Returns the
 /// readers' and the writer's measurements.
 ///
 /// # Errors
@@ -236,6 +271,7 @@ pub async fn mixed(
         plan.value().into(),
         pick,
         Stop::At(deadline),
+        None,
     ));
     let handles = (0..readers)
         .map(|t| {
@@ -264,7 +300,7 @@ pub async fn mixed(
     };
     let put = Measurement {
         id: "mixed_put".into(),
-        name: "mixed: put, OsBuffered, 1 writer task".into(),
+        name: format!("mixed: put, {}, 1 writer task", plan.durability.show()),
         tasks: 1,
         ops: write_lat.count(),
         elapsed: write_end - start,
@@ -340,8 +376,16 @@ async fn get_loop(
     }
 }
 
-/// One writer task: puts of `value` under keys chosen by `pick` until `stop`.
-async fn put_loop(p: Partition, key_size: usize, value: Arc<[u8]>, mut pick: Pick, stop: Stop) -> TaskResult {
+/// One writer task: puts of `value` under keys chosen by `pick` until
+/// `stop`, advancing `bar` (if any) by each.
+async fn put_loop(
+    p: Partition,
+    key_size: usize,
+    value: Arc<[u8]>,
+    mut pick: Pick,
+    stop: Stop,
+    bar: Option<ProgressBar>,
+) -> TaskResult {
     let mut key = vec![0u8; key_size];
     let mut lat = Recorder::new();
     let mut last = Instant::now();
@@ -359,6 +403,9 @@ async fn put_loop(p: Partition, key_size: usize, value: Arc<[u8]>, mut pick: Pic
         fill_key(i, &mut key);
         p.put(&key, &value).await?;
         let now = lat.lap(&mut last);
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
         done += 1;
         if let Stop::At(deadline) = stop
             && now >= deadline
