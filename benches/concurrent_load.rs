@@ -16,6 +16,8 @@ mod limits;
 mod plan;
 #[path = "../src/bin/caskade/progress.rs"]
 mod progress;
+#[path = "../src/bin/caskade/recorder.rs"]
+mod recorder;
 #[path = "../src/bin/caskade/report.rs"]
 mod report;
 #[path = "../src/bin/caskade/stats.rs"]

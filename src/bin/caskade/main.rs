@@ -62,6 +62,7 @@ mod limits;
 mod partitions;
 mod plan;
 mod progress;
+mod recorder;
 mod report;
 mod stats;
 mod workload;

@@ -78,8 +78,6 @@ pub struct Disk {
     pub data_bytes: u64,
     /// Bytes of `*.hint` files.
     pub hint_bytes: u64,
-    /// Bytes of other files (manifest).
-    pub other_bytes: u64,
     /// `*.data` files.
     pub data_files: u64,
     /// `*.hint` files.

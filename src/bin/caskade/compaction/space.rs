@@ -176,29 +176,14 @@ pub(super) fn partition_dir(db: &Db) -> Result<PathBuf, BoxError> {
 
 /// The sizes of the files in `dir` (statistics left at zero).
 pub(super) fn scan_dir(dir: &Path) -> std::io::Result<Disk> {
-    let mut disk = Disk::default();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let len = match entry.metadata() {
-            Ok(m) => m.len(),
-            // Deleted by the reaper meanwhile.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let path = entry.path();
-        match path.extension().and_then(|x| x.to_str()) {
-            Some("data") => {
-                disk.data_bytes += len;
-                disk.data_files += 1;
-            }
-            Some("hint") => {
-                disk.hint_bytes += len;
-                disk.hint_files += 1;
-            }
-            _ => disk.other_bytes += len,
-        }
-    }
-    Ok(disk)
+    let f = crate::footprint::scan(dir)?;
+    Ok(Disk {
+        data_bytes: f.data_bytes,
+        hint_bytes: f.hint_bytes,
+        data_files: f.data_files,
+        hint_files: f.hint_files,
+        ..Disk::default()
+    })
 }
 
 /// The largest footprint (data + hints) of a directory, sampled by a
