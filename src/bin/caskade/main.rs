@@ -58,6 +58,7 @@
 mod bench;
 mod compaction;
 mod footprint;
+mod grid;
 mod limits;
 mod partitions;
 mod plan;

@@ -9,6 +9,7 @@ use caskade::CompactionReport;
 
 use super::cpu::Role;
 use super::{CompactionArgs, RateLimit, Variant, fmt_mib};
+use crate::grid::{Cell, grid};
 use crate::report::{fmt_duration, fmt_rate, quote};
 use crate::stats::Recorder;
 
@@ -282,9 +283,6 @@ pub fn median(mut v: Vec<f64>) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
-
-/// One result: (table header, JSON key, as shown, as JSON).
-type Cell = (&'static str, &'static str, String, String);
 
 /// The human-readable report.
 pub fn table(r: &Report) -> String {

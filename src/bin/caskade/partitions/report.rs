@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{COLD_TARGET, KEY_SIZE, PartitionsArgs};
+use crate::grid::{Cell, grid};
 use crate::report::{fmt_duration, fmt_rate, quote};
 use crate::stats::Recorder;
 
@@ -80,9 +81,6 @@ impl Run {
         n as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
-
-/// One result: (table header, JSON key, as shown, as JSON).
-type Cell = (&'static str, &'static str, String, String);
 
 fn int(head: &'static str, key: &'static str, v: u64) -> Cell {
     (head, key, v.to_string(), v.to_string())
@@ -163,38 +161,6 @@ fn run_cells(run: &Run) -> Vec<Cell> {
         ),
         int("open at end", "open_at_end", run.open_at_end),
     ]
-}
-
-/// `rows` under a header line (`names[0]` and the first row's heads), each
-/// row named by the next name; columns padded to their widest cell, names
-/// left-aligned, values right-aligned.
-fn grid(names: &[&str], rows: &[Vec<Cell>]) -> String {
-    let head = rows[0].iter().map(|c| c.0.to_string());
-    let mut lines: Vec<Vec<String>> = vec![std::iter::once(names[0].to_string()).chain(head).collect()];
-    for (name, row) in names[1..].iter().zip(rows) {
-        let cells = row.iter().map(|c| c.2.clone());
-        lines.push(std::iter::once(name.to_string()).chain(cells).collect());
-    }
-    let mut width = vec![0; lines.iter().map(Vec::len).max().unwrap_or(0)];
-    for line in &lines {
-        for (w, c) in width.iter_mut().zip(line) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut s = String::new();
-    for line in &lines {
-        for (i, (c, w)) in line.iter().zip(&width).enumerate() {
-            let pad = " ".repeat(w - c.chars().count());
-            s += &if i == 0 {
-                format!("{c}{pad}  ")
-            } else {
-                format!("{pad}{c}  ")
-            };
-        }
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-    }
-    s
 }
 
 /// A JSON object of `fields` (values already JSON).

@@ -100,44 +100,6 @@ pub(super) fn compaction_cells(r: &CompactionReport) -> Vec<Cell> {
     ]
 }
 
-/// `rows` under a header line (`names[0]` and the first row's heads), each
-/// row named by the next name; columns padded to their widest cell, names
-/// left-aligned, values right-aligned.
-pub(super) fn grid(names: &[String], rows: &[Vec<Cell>]) -> String {
-    let Some(first) = rows.first() else {
-        return String::new();
-    };
-    let head = first.iter().map(|c| c.0.to_string());
-    let mut lines: Vec<Vec<String>> = vec![std::iter::once(names[0].clone()).chain(head).collect()];
-    for (name, row) in names[1..].iter().zip(rows) {
-        lines.push(
-            std::iter::once(name.clone())
-                .chain(row.iter().map(|c| c.2.clone()))
-                .collect(),
-        );
-    }
-    let mut width = vec![0; lines.iter().map(Vec::len).max().unwrap_or(0)];
-    for line in &lines {
-        for (w, c) in width.iter_mut().zip(line) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut s = String::new();
-    for line in &lines {
-        for (i, (c, w)) in line.iter().zip(&width).enumerate() {
-            let pad = " ".repeat(w - c.chars().count());
-            s += &if i == 0 {
-                format!("{c}{pad}  ")
-            } else {
-                format!("{pad}{c}  ")
-            };
-        }
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-    }
-    s
-}
-
 /// A JSON object of `fields` (values already JSON).
 pub(super) fn object(fields: impl IntoIterator<Item = (&'static str, String)>) -> String {
     let fields: Vec<String> = fields
