@@ -266,8 +266,8 @@ impl Version {
     pub fn is_consistent(&self) -> bool {
         self.0
             .index
-            .values()
-            .all(|loc| self.0.files.contains_key(&loc.file_id))
+            .iter()
+            .all(|(_, loc)| self.0.files.contains_key(&loc.file_id))
     }
 
     /// The id of the data file `key`'s index entry points into, if the key

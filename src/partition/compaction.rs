@@ -150,7 +150,7 @@ impl CompactionJob {
             current: None,
             done: Vec::new(),
             created: Vec::new(),
-            index: crate::index::new_index(),
+            index: Index::default(),
             records: 0,
             written: 0,
             touched: HashSet::default(),
@@ -210,7 +210,7 @@ impl Copy<'_> {
         for (i, (file, _)) in job.inputs.iter().enumerate() {
             position.insert(file.id, i as u32);
         }
-        let mut entries: Vec<(Key, Location)> = Vec::with_capacity(job.index.len());
+        let mut entries: Vec<(&[u8], Location)> = Vec::with_capacity(job.index.len());
         let mut picks: Vec<Pick> = Vec::with_capacity(job.index.len());
         for (key, loc) in job.index.iter() {
             let Some(&input) = position.get(&loc.file_id) else {
@@ -226,7 +226,7 @@ impl Copy<'_> {
                 entry,
                 offset: loc.offset,
             });
-            entries.push((key.clone(), *loc));
+            entries.push((key, loc));
         }
         job.check()?;
         picks.sort_unstable_by_key(|p| (p.input, p.offset));
@@ -252,7 +252,7 @@ impl Copy<'_> {
                     .map_err(|e| Error::corrupt(&file.path, loc.offset, e.0))?;
                 if rec.header.record_len() != u64::from(loc.len)
                     || rec.header.is_tombstone()
-                    || rec.key != key.as_bytes()
+                    || rec.key != *key
                 {
                     return Err(Error::corrupt(
                         &file.path,
@@ -266,11 +266,8 @@ impl Copy<'_> {
             }
         }
         job.check()?;
-        let mut index = Index::with_hasher(job.index.hasher().clone());
-        for (key, loc) in entries {
-            index.insert(key, loc);
-        }
-        self.index = index;
+        let key_bytes = entries.iter().map(|(k, _)| k.len()).sum();
+        self.index = Index::from_entries(job.index.hasher().clone(), entries.into_iter(), key_bytes);
         Ok(())
     }
 
@@ -358,12 +355,12 @@ impl Copy<'_> {
                 });
             }
             for key in self.touched.drain() {
-                match version.index.get(&key) {
-                    Some(&loc) => {
+                match version.index.get(key.as_bytes()) {
+                    Some(loc) => {
                         self.index.insert(key, loc);
                     }
                     None => {
-                        self.index.remove(&key);
+                        self.index.remove(key.as_bytes());
                     }
                 }
             }

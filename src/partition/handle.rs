@@ -186,9 +186,9 @@ impl Partition {
         let value = match version.index.get(key) {
             None => None,
             Some(loc) if loc.len as usize <= self.slot.cfg.inline_read_limit => {
-                Some(read::read_record(&version, *loc, Some(key))?.1)
+                Some(read::read_record(&version, loc, Some(key))?.1)
             }
-            Some(&loc) => {
+            Some(loc) => {
                 // Large values are read on the blocking pool, off the runtime's workers.
                 let key = key.to_vec();
                 let read = tokio::task::spawn_blocking(move || read::read_record(&version, loc, Some(&key)))

@@ -48,6 +48,6 @@ pub(crate) fn read_record(v: &Version, loc: Location, expect_key: Option<&[u8]>)
 pub(crate) fn get(v: &Version, key: &[u8]) -> Result<Option<Bytes>> {
     match v.index.get(key) {
         None => Ok(None),
-        Some(&loc) => read_record(v, loc, Some(key)).map(|(_, value)| Some(value)),
+        Some(loc) => read_record(v, loc, Some(key)).map(|(_, value)| Some(value)),
     }
 }

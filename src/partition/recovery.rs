@@ -8,13 +8,10 @@
 //!    stopped at a damaged record (not at a provably torn end), first copy the
 //!    rest durably to `<data file>.dropped-<offset>-<n>`; truncate; `sync_all`.
 //! 5. `sync_dir` the partition directory.
-//! 6. Merge all records by sequence number (never by file order) into the index.
-//!
-//! Step 6 has a fast path: while the records arrive in strictly increasing
-//! sequence order (the normal case: every file is appended in order and
-//! newer files hold newer records), each one is applied straight to the
-//! index. The first record out of order abandons the attempt before any
-//! truncation, and recovery starts over, merging by sequence number.
+//! 6. Merge all records by sequence number (never by file order) into the
+//!    index: every record is gathered in flat arrays as it is read, and
+//!    [`Load`] keeps each key's record of the highest sequence number in one
+//!    pass at the end, building the index's compact base directly.
 //!
 //! The active file is scanned unless it has a hint for its exact length
 //! (written when the partition was closed cleanly, e.g. evicted): then
@@ -26,7 +23,6 @@
 //! cut short by the end of the file: no acknowledged write) or bytes it has
 //! just copied.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::format::data_file::{self, FileName, classify};
 use crate::format::hint::{self, HintWriter};
 use crate::format::manifest::{MANIFEST_NAME, Manifest};
-use crate::index::{Index, Key, Location, new_index};
+use crate::index::{Hasher, Index, Load, Location};
 use crate::snapshot::{DataFile, FileSet};
 use crate::storage::Storage;
 
@@ -62,74 +58,24 @@ pub(crate) struct Recovered {
     pub(crate) active_hinted: bool,
 }
 
-/// Key → (seq, location or tombstone) while merging.
-type Merge = HashMap<Key, (u64, Option<Location>), foldhash::fast::RandomState>;
-
-/// Builds the index from records in any order of files.
+/// Gathers the records of every file, in any order, for the index.
 #[derive(Debug)]
 struct Builder {
-    /// `None`: applying in order straight to `index`.
-    merge: Option<Merge>,
-    index: Index,
-    live_bytes: u64,
+    load: Load,
     max_seq: u64,
-    /// A record arrived out of sequence order on the fast path.
-    disorder: bool,
 }
 
 impl Builder {
-    fn new(ordered: bool) -> Self {
+    fn new() -> Self {
         Builder {
-            merge: (!ordered).then(Merge::default),
-            index: new_index(),
-            live_bytes: 0,
+            load: Load::new(Hasher::default()),
             max_seq: 0,
-            disorder: false,
         }
     }
 
     fn add(&mut self, key: &[u8], seq: u64, flags: u8, loc: Location) {
-        let live = (!is_tombstone(flags)).then_some(loc);
-        let Some(map) = &mut self.merge else {
-            if seq <= self.max_seq || self.disorder {
-                self.disorder = true;
-                return;
-            }
-            self.max_seq = seq;
-            let old = match live {
-                Some(loc) => {
-                    self.live_bytes += u64::from(loc.len);
-                    self.index.insert(Key::new(key), loc)
-                }
-                None => self.index.remove(key),
-            };
-            self.live_bytes -= old.map_or(0, |o| u64::from(o.len));
-            return;
-        };
         self.max_seq = self.max_seq.max(seq);
-        match map.get_mut(key) {
-            Some(slot) if slot.0 >= seq => {}
-            Some(slot) => *slot = (seq, live),
-            None => {
-                map.insert(Key::new(key), (seq, live));
-            }
-        }
-    }
-
-    /// The index and its live bytes.
-    fn finish(self) -> (Index, u64) {
-        let Some(map) = self.merge else {
-            return (self.index, self.live_bytes);
-        };
-        let mut index = new_index();
-        let mut live_bytes = 0;
-        for (key, (_, loc)) in map {
-            if let Some(loc) = loc {
-                live_bytes += u64::from(loc.len);
-                index.insert(key, loc);
-            }
-        }
-        (index, live_bytes)
+        self.load.add(key, seq, (!is_tombstone(flags)).then_some(loc));
     }
 }
 
@@ -156,25 +102,11 @@ pub(crate) fn create_fresh(fs: &dyn Storage, dir: &Path) -> Result<()> {
 /// Obsolete files the `reaper` still owes deleting (an old snapshot holds
 /// them) are left to it.
 pub(crate) fn recover(fs: &dyn Storage, dir: &Path, clean: bool, reaper: &Reaper) -> Result<Recovered> {
-    match recover_with(fs, dir, true, clean, reaper)? {
-        Some(r) => Ok(r),
-        None => {
-            tracing::info!(dir = %dir.display(), "records out of sequence order; merging by sequence");
-            recover_with(fs, dir, false, clean, reaper)?
-                .ok_or_else(|| Error::corrupt(dir, 0, "recovery did not converge"))
-        }
-    }
+    recover_with(fs, dir, clean, reaper)
 }
 
-/// One recovery attempt; `None` if `ordered` and a record came out of order
-/// (nothing was truncated or removed because of it).
-fn recover_with(
-    fs: &dyn Storage,
-    dir: &Path,
-    ordered: bool,
-    clean: bool,
-    reaper: &Reaper,
-) -> Result<Option<Recovered>> {
+/// The recovery procedure (see the module's documentation).
+fn recover_with(fs: &dyn Storage, dir: &Path, clean: bool, reaper: &Reaper) -> Result<Recovered> {
     let names = fs.list(dir).map_err(|e| Error::io("list", dir, e))?;
     let manifest_path = dir.join(MANIFEST_NAME);
     if !names.iter().any(|n| n == MANIFEST_NAME) {
@@ -182,13 +114,13 @@ fn recover_with(
         create_fresh(fs, dir)?;
         // `create_fresh` synced the new data file and (replacing the
         // manifest) the directory: recovery need not sync them again.
-        return recover_with(fs, dir, ordered, true, reaper);
+        return recover_with(fs, dir, true, reaper);
     }
     let bytes = read_all(fs, &manifest_path, 64 << 20)?;
     let manifest = Manifest::decode(&bytes).map_err(|e| Error::corrupt(&manifest_path, 0, e.0))?;
     remove_unlisted(fs, dir, &names, &manifest, reaper)?;
 
-    let mut build = Builder::new(ordered);
+    let mut build = Builder::new();
     let mut files = FileSet::new();
     let mut scanned_sealed = 0;
     let active_id = manifest.active();
@@ -230,9 +162,6 @@ fn recover_with(
             build.add(r.key, r.seq, r.flags, r.location)
         })?,
     };
-    if build.disorder {
-        return Ok(None);
-    }
     let dropped_tail = len - end.valid_end;
     let active_hint = data_file::hint_name(active_id);
     if dropped_tail > 0 && names.contains(&active_hint) {
@@ -272,8 +201,8 @@ fn recover_with(
     }
 
     let max_seq = build.max_seq;
-    let (index, live_bytes) = build.finish();
-    Ok(Some(Recovered {
+    let (index, live_bytes) = build.load.finish();
+    Ok(Recovered {
         manifest,
         files,
         index,
@@ -283,7 +212,7 @@ fn recover_with(
         scanned_sealed,
         live_bytes,
         active_hinted: hinted,
-    }))
+    })
 }
 
 /// Feeds the entries of `file`'s hint to `each`, if the hint exists and

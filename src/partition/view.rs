@@ -3,7 +3,6 @@
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::index::{Key, Location};
 use crate::snapshot::Version;
 use crate::sync::Arc;
 
@@ -80,7 +79,7 @@ impl Snapshot {
 /// because every value is read from its file.
 pub struct SnapshotIter<'a> {
     version: &'a Version,
-    inner: im::hashmap::Iter<'a, Key, Location, im::shared_ptr::DefaultSharedPtr>,
+    inner: crate::index::Iter<'a>,
 }
 
 impl std::fmt::Debug for SnapshotIter<'_> {
@@ -93,8 +92,8 @@ impl Iterator for SnapshotIter<'_> {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, &loc) = self.inner.next()?;
-        Some(read::read_record(self.version, loc, Some(key.as_bytes())))
+        let (key, loc) = self.inner.next()?;
+        Some(read::read_record(self.version, loc, Some(key)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -195,7 +195,7 @@ impl Writer {
         let version = self.cell.load();
         match version.index.get(key) {
             None => Ok(None),
-            Some(&loc) => super::read::read_record(&version, loc, Some(key)).map(|(_, v)| Some(v)),
+            Some(loc) => super::read::read_record(&version, loc, Some(key)).map(|(_, v)| Some(v)),
         }
     }
 

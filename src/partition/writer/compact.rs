@@ -255,12 +255,12 @@ impl Writer {
         let rest = std::mem::take(&mut *tracking.touched.lock().unwrap_or_else(|p| p.into_inner()));
         debug_assert!(tracking.pending.is_empty(), "every committed group was published");
         for key in rest.into_iter().chain(tracking.pending) {
-            match self.index.get(&key) {
-                Some(&loc) => {
+            match self.index.get(key.as_bytes()) {
+                Some(loc) => {
                     index.insert(key, loc);
                 }
                 None => {
-                    index.remove(&key);
+                    index.remove(key.as_bytes());
                 }
             }
         }

@@ -1,0 +1,216 @@
+//! [`Base`]: the compact, immutable bulk of a partition's index.
+//!
+//! A flat open-addressing table built once, in O(n), from entries with
+//! distinct keys: by recovery from the hints, by a compaction from its
+//! repointed entries, and by [`Index`](super::Index) when it folds its
+//! persistent delta in. It is never modified after it is built, so published
+//! versions share it through an `Arc` without any copying.
+//!
+//! Layout (about 50 bytes per entry for 16-byte keys, against ~240 in the
+//! persistent map):
+//! - `locs[i]`: entry `i`'s [`Location`] (16 B);
+//! - `keys[starts[i]..starts[i + 1]]`: entry `i`'s key, all keys in one arena;
+//! - `slots`: linear probing at a load factor of at most 3/4; a slot holds
+//!   `tag << 40 | (i + 1)` (0 = empty), `tag` being the low 24 bits of the
+//!   key's hash, so a probe compares keys only when the tags match.
+//!
+//! The home slot is the hash's high bits scaled to the table's length
+//! (`(hash * len) >> 64`), so the table needs no power-of-two size.
+
+use std::hash::BuildHasher;
+
+use super::{Hasher, Location};
+
+/// Bits of a slot that hold an entry number plus one.
+const ENTRY_BITS: u32 = 40;
+
+/// Most entries one base holds (an entry number plus one must fit in
+/// [`ENTRY_BITS`]).
+pub(crate) const MAX_ENTRIES: usize = (1 << ENTRY_BITS) - 2;
+
+/// The slot of entry `i` whose key hashes to `hash`.
+pub(crate) fn slot_of(hash: u64, i: usize) -> u64 {
+    (hash << ENTRY_BITS) | (i as u64 + 1)
+}
+
+/// The entry a (non-empty) slot names.
+pub(crate) fn slot_entry(slot: u64) -> usize {
+    ((slot & ((1 << ENTRY_BITS) - 1)) - 1) as usize
+}
+
+/// Whether `slot` may name a key hashing to `hash` (the tags match).
+pub(crate) fn slot_matches(slot: u64, hash: u64) -> bool {
+    (slot ^ (hash << ENTRY_BITS)) >> ENTRY_BITS == 0
+}
+
+/// A table of slots for `n` entries (load factor at most 3/4).
+pub(crate) fn table_len(n: usize) -> usize {
+    if n == 0 { 0 } else { n + n.div_ceil(3) + 1 }
+}
+
+/// The home slot of `hash` in a table of `n` slots.
+pub(crate) fn home(hash: u64, n: usize) -> usize {
+    ((u128::from(hash) * n as u128) >> 64) as usize
+}
+
+/// An immutable hash table from key to [`Location`].
+#[derive(Clone)]
+pub(crate) struct Base {
+    hasher: Hasher,
+    slots: Box<[u64]>,
+    locs: Box<[Location]>,
+    starts: Box<[u64]>,
+    keys: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Base")
+            .field("entries", &self.locs.len())
+            .field("slots", &self.slots.len())
+            .field("key_bytes", &self.keys.len())
+            .finish()
+    }
+}
+
+impl Base {
+    /// A base of prepared arrays: `slots` must name every entry of `locs`
+    /// (whose keys are distinct) at a load factor of at most 3/4, hashed
+    /// with `hasher`; `starts` has one more element than `locs`.
+    pub(crate) fn from_parts(
+        hasher: Hasher,
+        slots: Vec<u64>,
+        locs: Vec<Location>,
+        starts: Vec<u64>,
+        keys: Vec<u8>,
+    ) -> Self {
+        debug_assert_eq!(starts.len(), locs.len() + 1);
+        debug_assert!(slots.len() >= table_len(locs.len()));
+        Base {
+            hasher,
+            slots: slots.into_boxed_slice(),
+            locs: locs.into_boxed_slice(),
+            starts: starts.into_boxed_slice(),
+            keys: keys.into_boxed_slice(),
+        }
+    }
+
+    /// An empty base.
+    pub(crate) fn empty(hasher: Hasher) -> Self {
+        BaseBuilder::new(hasher, 0, 0).finish()
+    }
+
+    /// The hasher of the table.
+    pub(crate) fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.locs.len()
+    }
+
+    /// The number of the entry holding `key`, if any.
+    pub(crate) fn find(&self, key: &[u8]) -> Option<usize> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        let hash = self.hasher.hash_one(key);
+        let mut at = home(hash, n);
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                return None;
+            }
+            if slot_matches(slot, hash) {
+                let entry = slot_entry(slot);
+                if self.key(entry) == key {
+                    return Some(entry);
+                }
+            }
+            at += 1;
+            if at == n {
+                at = 0;
+            }
+        }
+    }
+
+    /// The location of `key`, if the base holds it.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Location> {
+        self.find(key).map(|e| self.locs[e])
+    }
+
+    /// Entry `i`'s key.
+    pub(crate) fn key(&self, i: usize) -> &[u8] {
+        &self.keys[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
+
+    /// Entry `i`'s location.
+    pub(crate) fn loc(&self, i: usize) -> Location {
+        self.locs[i]
+    }
+
+    /// Bytes of all keys.
+    pub(crate) fn key_bytes(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// Collects entries with distinct keys, then builds a [`Base`] in one pass.
+#[derive(Debug)]
+pub(crate) struct BaseBuilder {
+    hasher: Hasher,
+    locs: Vec<Location>,
+    starts: Vec<u64>,
+    keys: Vec<u8>,
+}
+
+impl BaseBuilder {
+    /// A builder expecting about `entries` entries and `key_bytes` bytes of keys.
+    pub(crate) fn new(hasher: Hasher, entries: usize, key_bytes: usize) -> Self {
+        let entries = entries.min(MAX_ENTRIES);
+        let mut starts = Vec::with_capacity(entries + 1);
+        starts.push(0);
+        BaseBuilder {
+            hasher,
+            locs: Vec::with_capacity(entries),
+            starts,
+            keys: Vec::with_capacity(key_bytes),
+        }
+    }
+
+    /// Whether the builder holds [`MAX_ENTRIES`] entries.
+    pub(crate) fn is_full(&self) -> bool {
+        self.locs.len() >= MAX_ENTRIES
+    }
+
+    /// Adds an entry. The caller guarantees that no other entry has `key`
+    /// and that the builder is not full.
+    pub(crate) fn push(&mut self, key: &[u8], loc: Location) {
+        debug_assert!(!self.is_full());
+        self.keys.extend_from_slice(key);
+        self.starts.push(self.keys.len() as u64);
+        self.locs.push(loc);
+    }
+
+    /// Builds the table.
+    pub(crate) fn finish(self) -> Base {
+        let n = self.locs.len();
+        let size = table_len(n);
+        let mut slots = vec![0u64; size];
+        for i in 0..n {
+            let key = &self.keys[self.starts[i] as usize..self.starts[i + 1] as usize];
+            let hash = self.hasher.hash_one(key);
+            let mut at = home(hash, size);
+            while slots[at] != 0 {
+                at += 1;
+                if at == size {
+                    at = 0;
+                }
+            }
+            slots[at] = slot_of(hash, i);
+        }
+        Base::from_parts(self.hasher, slots, self.locs, self.starts, self.keys)
+    }
+}

@@ -1,0 +1,194 @@
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn loc(n: u32) -> Location {
+    Location {
+        file_id: n,
+        len: 1 + n % 7,
+        offset: u64::from(n) * 3,
+    }
+}
+
+#[test]
+fn entry_stays_small() {
+    assert_eq!(std::mem::size_of::<Key>(), 24);
+    assert_eq!(std::mem::size_of::<Location>(), 16);
+}
+
+#[test]
+fn inline_and_heap_keys_look_up_by_slice() {
+    let mut index = Index::default();
+    let long = vec![7u8; 100];
+    index.insert(Key::new(b"short"), loc(1));
+    index.insert(Key::new(&long), loc(2));
+    index.insert(Key::new(&[0u8; 22]), loc(3));
+    index.insert(Key::new(&[0u8; 21]), loc(4));
+    assert_eq!(index.get(&b"short"[..]), Some(loc(1)));
+    assert_eq!(index.get(&long[..]), Some(loc(2)));
+    assert_eq!(index.get(&[0u8; 22][..]), Some(loc(3)));
+    assert_eq!(index.get(&[0u8; 21][..]), Some(loc(4)));
+    assert_eq!(index.get(&b"shor"[..]), None);
+    assert!(matches!(Key::new(&[1; 22]), Key::Inline { .. }));
+    assert!(matches!(Key::new(&[1; 23]), Key::Heap(_)));
+}
+
+#[test]
+fn a_base_finds_every_key_and_no_other() {
+    let keys: Vec<Vec<u8>> = (0..10_000u32).map(|i| format!("key-{i}").into_bytes()).collect();
+    let index = Index::from_entries(
+        Hasher::default(),
+        keys.iter().enumerate().map(|(i, k)| (k, loc(i as u32))),
+        0,
+    );
+    assert_eq!(index.len(), keys.len());
+    assert_eq!(index.delta_len(), 0);
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(index.get(k), Some(loc(i as u32)), "{k:?}");
+    }
+    for i in 10_000..20_000u32 {
+        assert_eq!(index.get(format!("key-{i}").as_bytes()), None);
+    }
+    assert_eq!(index.get(b""), None);
+    assert_eq!(index.iter().count(), keys.len());
+}
+
+#[test]
+fn an_empty_base_answers_nothing() {
+    let index = Index::from_entries(Hasher::default(), std::iter::empty::<(&[u8], Location)>(), 0);
+    assert!(index.is_empty());
+    assert_eq!(index.get(b"a"), None);
+    assert_eq!(index.iter().next(), None);
+}
+
+#[test]
+fn the_delta_folds_into_the_base_and_old_versions_keep_their_view() {
+    let mut index = Index::default();
+    let mut versions = Vec::new();
+    for i in 0..20_000u32 {
+        index.insert(Key::new(&i.to_be_bytes()), loc(i));
+        if i % 5000 == 0 {
+            versions.push((i, index.clone()));
+        }
+    }
+    assert!(
+        index.delta_len() <= FOLD_MIN.max(index.len() / 8) + 1,
+        "{index:?}"
+    );
+    for i in (0..20_000u32).step_by(2) {
+        assert_eq!(index.remove(&i.to_be_bytes()), Some(loc(i)));
+    }
+    assert_eq!(index.len(), 10_000);
+    for i in 0..20_000u32 {
+        let want = (i % 2 == 1).then(|| loc(i));
+        assert_eq!(index.get(&i.to_be_bytes()), want);
+    }
+    for (at, v) in &versions {
+        assert_eq!(v.len(), *at as usize + 1);
+        assert_eq!(v.get(&at.to_be_bytes()), Some(loc(*at)));
+        assert_eq!(v.get(&(at + 1).to_be_bytes()), None);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u8, u32),
+    Remove(u8),
+    Fold,
+    Snapshot,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (any::<u8>(), any::<u32>()).prop_map(|(k, l)| Op::Insert(k, l)),
+        3 => any::<u8>().prop_map(Op::Remove),
+        1 => Just(Op::Fold),
+        1 => Just(Op::Snapshot),
+    ]
+}
+
+/// Keys of mixed sizes: short ones inline, long ones on the heap.
+fn key(k: u8) -> Vec<u8> {
+    if k.is_multiple_of(3) {
+        vec![k; 30]
+    } else {
+        vec![k; 1 + usize::from(k % 5)]
+    }
+}
+
+fn check(index: &Index, model: &HashMap<Vec<u8>, Location>) {
+    assert_eq!(index.len(), model.len());
+    for k in 0..=255u8 {
+        assert_eq!(index.get(&key(k)), model.get(&key(k)).copied(), "key {k}");
+        assert_eq!(index.contains_key(&key(k)), model.contains_key(&key(k)));
+    }
+    let listed: HashMap<Vec<u8>, Location> = index.iter().map(|(k, l)| (k.to_vec(), l)).collect();
+    assert_eq!(listed.len(), index.iter().count(), "iteration repeats a key");
+    assert_eq!(&listed, model);
+}
+
+proptest! {
+    #[test]
+    fn the_index_behaves_as_a_map_and_clones_never_change(
+        ops in prop::collection::vec(op(), 1..400),
+        fold_min in 0usize..20,
+    ) {
+        let mut index = Index { fold_min, ..Index::default() };
+        let mut model: HashMap<Vec<u8>, Location> = HashMap::new();
+        let mut snapshots = Vec::new();
+        for op in ops {
+            match op {
+                Op::Insert(k, l) => {
+                    let l = loc(l);
+                    prop_assert_eq!(index.insert(Key::new(&key(k)), l), model.insert(key(k), l));
+                }
+                Op::Remove(k) => {
+                    prop_assert_eq!(index.remove(&key(k)), model.remove(&key(k)));
+                }
+                Op::Fold => index.fold(),
+                Op::Snapshot => snapshots.push((index.clone(), model.clone())),
+            }
+        }
+        check(&index, &model);
+        for (index, model) in &snapshots {
+            check(index, model);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_load_keeps_the_newest_record_of_each_key_in_any_order(
+        records in prop::collection::vec((any::<u8>(), any::<bool>()), 0..300),
+        order in any::<prop::sample::Index>(),
+    ) {
+        // Sequence numbers are distinct; feed the records in a rotated order.
+        let mut records: Vec<(u8, u64, Option<Location>)> = records
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (k, live))| (k, seq as u64 + 1, live.then(|| loc(seq as u32))))
+            .collect();
+        let mut model: HashMap<Vec<u8>, (u64, Option<Location>)> = HashMap::new();
+        for &(k, seq, l) in &records {
+            model.insert(key(k), (seq, l));
+        }
+        if !records.is_empty() {
+            let at = order.index(records.len());
+            records.rotate_left(at);
+            records[..at].reverse();
+        }
+        let mut load = Load::new(Hasher::default());
+        for &(k, seq, l) in &records {
+            load.add(&key(k), seq, l);
+        }
+        let (index, live_bytes) = load.finish();
+        let live: HashMap<Vec<u8>, Location> = model
+            .into_iter()
+            .filter_map(|(k, (_, l))| l.map(|l| (k, l)))
+            .collect();
+        prop_assert_eq!(live_bytes, live.values().map(|l| u64::from(l.len)).sum::<u64>());
+        check(&index, &live);
+    }
+}
