@@ -19,6 +19,7 @@
 
 use std::hash::BuildHasher;
 
+use super::slab::Slab;
 use super::{Hasher, Location};
 
 /// Bits of a slot that hold an entry number plus one.
@@ -54,13 +55,12 @@ pub(crate) fn home(hash: u64, n: usize) -> usize {
 }
 
 /// An immutable hash table from key to [`Location`].
-#[derive(Clone)]
 pub(crate) struct Base {
     hasher: Hasher,
-    slots: Box<[u64]>,
-    locs: Box<[Location]>,
-    starts: Box<[u64]>,
-    keys: Box<[u8]>,
+    slots: Slab<u64>,
+    locs: Slab<Location>,
+    starts: Slab<u64>,
+    keys: Slab<u8>,
 }
 
 impl std::fmt::Debug for Base {
@@ -79,19 +79,19 @@ impl Base {
     /// with `hasher`; `starts` has one more element than `locs`.
     pub(crate) fn from_parts(
         hasher: Hasher,
-        slots: Vec<u64>,
-        locs: Vec<Location>,
-        starts: Vec<u64>,
-        keys: Vec<u8>,
+        slots: Slab<u64>,
+        locs: Slab<Location>,
+        starts: Slab<u64>,
+        keys: Slab<u8>,
     ) -> Self {
         debug_assert_eq!(starts.len(), locs.len() + 1);
         debug_assert!(slots.len() >= table_len(locs.len()));
         Base {
             hasher,
-            slots: slots.into_boxed_slice(),
-            locs: locs.into_boxed_slice(),
-            starts: starts.into_boxed_slice(),
-            keys: keys.into_boxed_slice(),
+            slots,
+            locs,
+            starts,
+            keys,
         }
     }
 
@@ -112,14 +112,15 @@ impl Base {
 
     /// The number of the entry holding `key`, if any.
     pub(crate) fn find(&self, key: &[u8]) -> Option<usize> {
-        let n = self.slots.len();
+        let slots = self.slots.as_slice();
+        let n = slots.len();
         if n == 0 {
             return None;
         }
         let hash = self.hasher.hash_one(key);
         let mut at = home(hash, n);
         loop {
-            let slot = self.slots[at];
+            let slot = slots[at];
             if slot == 0 {
                 return None;
             }
@@ -138,17 +139,18 @@ impl Base {
 
     /// The location of `key`, if the base holds it.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Location> {
-        self.find(key).map(|e| self.locs[e])
+        self.find(key).map(|e| self.locs.as_slice()[e])
     }
 
     /// Entry `i`'s key.
     pub(crate) fn key(&self, i: usize) -> &[u8] {
-        &self.keys[self.starts[i] as usize..self.starts[i + 1] as usize]
+        let starts = self.starts.as_slice();
+        &self.keys.as_slice()[starts[i] as usize..starts[i + 1] as usize]
     }
 
     /// Entry `i`'s location.
     pub(crate) fn loc(&self, i: usize) -> Location {
-        self.locs[i]
+        self.locs.as_slice()[i]
     }
 
     /// Bytes of all keys.
@@ -161,22 +163,22 @@ impl Base {
 #[derive(Debug)]
 pub(crate) struct BaseBuilder {
     hasher: Hasher,
-    locs: Vec<Location>,
-    starts: Vec<u64>,
-    keys: Vec<u8>,
+    locs: Slab<Location>,
+    starts: Slab<u64>,
+    keys: Slab<u8>,
 }
 
 impl BaseBuilder {
     /// A builder expecting about `entries` entries and `key_bytes` bytes of keys.
     pub(crate) fn new(hasher: Hasher, entries: usize, key_bytes: usize) -> Self {
         let entries = entries.min(MAX_ENTRIES);
-        let mut starts = Vec::with_capacity(entries + 1);
+        let mut starts = Slab::with_capacity(entries + 1);
         starts.push(0);
         BaseBuilder {
             hasher,
-            locs: Vec::with_capacity(entries),
+            locs: Slab::with_capacity(entries),
             starts,
-            keys: Vec::with_capacity(key_bytes),
+            keys: Slab::with_capacity(key_bytes),
         }
     }
 
@@ -198,9 +200,11 @@ impl BaseBuilder {
     pub(crate) fn finish(self) -> Base {
         let n = self.locs.len();
         let size = table_len(n);
-        let mut slots = vec![0u64; size];
+        let mut table = Slab::<u64>::zeroed(size);
+        let slots = table.as_mut_slice();
+        let (keys, starts) = (self.keys.as_slice(), self.starts.as_slice());
         for i in 0..n {
-            let key = &self.keys[self.starts[i] as usize..self.starts[i + 1] as usize];
+            let key = &keys[starts[i] as usize..starts[i + 1] as usize];
             let hash = self.hasher.hash_one(key);
             let mut at = home(hash, size);
             while slots[at] != 0 {
@@ -211,6 +215,6 @@ impl BaseBuilder {
             }
             slots[at] = slot_of(hash, i);
         }
-        Base::from_parts(self.hasher, slots, self.locs, self.starts, self.keys)
+        Base::from_parts(self.hasher, table, self.locs, self.starts, self.keys)
     }
 }

@@ -13,17 +13,18 @@
 use std::hash::BuildHasher;
 
 use super::base::{self, Base, BaseBuilder, MAX_ENTRIES};
+use super::slab::Slab;
 use super::{Hasher, Index, Key, Location, SHADOW};
 
 /// Records gathered for one index.
 #[derive(Debug)]
 pub(crate) struct Load {
     hasher: Hasher,
-    keys: Vec<u8>,
-    starts: Vec<u64>,
+    keys: Slab<u8>,
+    starts: Slab<u64>,
     /// [`SHADOW`] for a tombstone.
-    locs: Vec<Location>,
-    seqs: Vec<u64>,
+    locs: Slab<Location>,
+    seqs: Slab<u64>,
 }
 
 impl Load {
@@ -31,10 +32,10 @@ impl Load {
     pub(crate) fn new(hasher: Hasher) -> Self {
         Load {
             hasher,
-            keys: Vec::new(),
-            starts: vec![0],
-            locs: Vec::new(),
-            seqs: Vec::new(),
+            keys: Slab::with_capacity(0),
+            starts: Slab::zeroed(1),
+            locs: Slab::with_capacity(0),
+            seqs: Slab::with_capacity(0),
         }
     }
 
@@ -49,7 +50,8 @@ impl Load {
 
     /// Record `i`'s key.
     fn key(&self, i: usize) -> &[u8] {
-        &self.keys[self.starts[i] as usize..self.starts[i + 1] as usize]
+        let starts = self.starts.as_slice();
+        &self.keys.as_slice()[starts[i] as usize..starts[i + 1] as usize]
     }
 
     /// The index of the winning record of every key that is live, and the
@@ -61,7 +63,9 @@ impl Load {
         }
         // Winners by key, in the slot format of a base.
         let size = base::table_len(n);
-        let mut table: Vec<u64> = vec![0; size];
+        let mut slab = Slab::<u64>::zeroed(size);
+        let table = slab.as_mut_slice();
+        let (seqs, locs) = (self.seqs.as_slice(), self.locs.as_slice());
         let mut replaced = false;
         for i in 0..n {
             let key = self.key(i);
@@ -75,7 +79,7 @@ impl Load {
                 }
                 let other = base::slot_entry(slot);
                 if base::slot_matches(slot, hash) && self.key(other) == key {
-                    if self.seqs[i] > self.seqs[other] {
+                    if seqs[i] > seqs[other] {
                         table[at] = base::slot_of(hash, i);
                     }
                     replaced = true;
@@ -87,28 +91,28 @@ impl Load {
                 }
             }
         }
-        let live_bytes = self.locs.iter().map(|l| u64::from(l.len)).sum::<u64>();
-        if !replaced && !self.locs.iter().any(|l| l.len == 0) {
+        let live_bytes = locs.iter().map(|l| u64::from(l.len)).sum::<u64>();
+        if !replaced && !locs.iter().any(|l| l.len == 0) {
             // Every record is its key's only one and live (a fresh fill, a
             // compacted partition): the arrays are the base as they are.
-            let base = Base::from_parts(self.hasher, table, self.locs, self.starts, self.keys);
+            let base = Base::from_parts(self.hasher, slab, self.locs, self.starts, self.keys);
             return (Index::from_base(base), live_bytes);
         }
         let mut winners: Vec<usize> = table
             .iter()
             .filter(|&&s| s != 0)
             .map(|&s| base::slot_entry(s))
-            .filter(|&i| self.locs[i].len != 0)
+            .filter(|&i| locs[i].len != 0)
             .collect();
-        drop(table);
+        drop(slab);
         // Entries in record order: neighbours in a file stay neighbours.
         winners.sort_unstable();
         let key_bytes = winners.iter().map(|&i| self.key(i).len()).sum();
         let mut live_bytes = 0u64;
         let mut builder = BaseBuilder::new(self.hasher.clone(), winners.len(), key_bytes);
         for &i in &winners {
-            live_bytes += u64::from(self.locs[i].len);
-            builder.push(self.key(i), self.locs[i]);
+            live_bytes += u64::from(locs[i].len);
+            builder.push(self.key(i), locs[i]);
         }
         (Index::from_base(builder.finish()), live_bytes)
     }

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
+use super::layers::FOLD_MIN;
 use super::*;
 
 fn loc(n: u32) -> Location {
@@ -64,31 +65,51 @@ fn an_empty_base_answers_nothing() {
 }
 
 #[test]
-fn the_delta_folds_into_the_base_and_old_versions_keep_their_view() {
+fn the_delta_folds_into_the_base_in_the_background_and_old_versions_keep_their_view() {
     let mut index = Index::default();
     let mut versions = Vec::new();
-    for i in 0..20_000u32 {
+    let mut installed = false;
+    let mut i = 0u32;
+    // Insert until a background fold started and a later write installed it.
+    while !installed {
         index.insert(Key::new(&i.to_be_bytes()), loc(i));
-        if i % 5000 == 0 {
+        if i.is_multiple_of(1000) {
             versions.push((i, index.clone()));
         }
+        if index.folding() {
+            for _ in 0..1000 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                i += 1;
+                index.insert(Key::new(&i.to_be_bytes()), loc(i));
+                if !index.folding() {
+                    installed = true;
+                    break;
+                }
+            }
+            assert!(installed, "the fold never finished: {index:?}");
+        }
+        i += 1;
+        assert!(i < 100_000, "no fold started: {index:?}");
     }
-    assert!(
-        index.delta_len() <= FOLD_MIN.max(index.len() / 8) + 1,
-        "{index:?}"
-    );
-    for i in (0..20_000u32).step_by(2) {
+    let n = i;
+    assert!(n as usize > FOLD_MIN);
+    assert!(index.delta_len() < FOLD_MIN, "{index:?}");
+    for i in (0..n).step_by(2) {
         assert_eq!(index.remove(&i.to_be_bytes()), Some(loc(i)));
     }
-    assert_eq!(index.len(), 10_000);
-    for i in 0..20_000u32 {
-        let want = (i % 2 == 1).then(|| loc(i));
-        assert_eq!(index.get(&i.to_be_bytes()), want);
+    index.fold();
+    assert_eq!(index.delta_len(), 0);
+    assert_eq!(index.len(), (n / 2) as usize);
+    for i in 0..n + 10 {
+        let want = (i % 2 == 1 && i < n).then(|| loc(i));
+        assert_eq!(index.get(&i.to_be_bytes()), want, "key {i}");
     }
+    assert_eq!(index.iter().count(), (n / 2) as usize);
     for (at, v) in &versions {
         assert_eq!(v.len(), *at as usize + 1);
         assert_eq!(v.get(&at.to_be_bytes()), Some(loc(*at)));
         assert_eq!(v.get(&(at + 1).to_be_bytes()), None);
+        assert_eq!(v.iter().count(), *at as usize + 1);
     }
 }
 
@@ -191,4 +212,37 @@ proptest! {
         prop_assert_eq!(live_bytes, live.values().map(|l| u64::from(l.len)).sum::<u64>());
         check(&index, &live);
     }
+}
+
+#[test]
+fn slabs_keep_their_values_across_the_move_into_a_mapping() {
+    use super::slab::Slab;
+    let mut slab = Slab::<u64>::with_capacity(0);
+    let mut model = Vec::new();
+    for i in 0..300_000u64 {
+        if i.is_multiple_of(1000) {
+            let run: Vec<u64> = (i..i + 7).collect();
+            slab.extend_from_slice(&run);
+            model.extend_from_slice(&run);
+        }
+        slab.push(i * 3);
+        model.push(i * 3);
+    }
+    assert!(matches!(slab, Slab::Mapped { .. }), "{slab:?}");
+    assert_eq!(slab.as_slice(), &model[..]);
+    let mut zeroed = Slab::<Location>::zeroed(200_000);
+    assert!(matches!(zeroed, Slab::Mapped { .. }));
+    assert!(zeroed.iter().all(|l| *l == SHADOW));
+    zeroed.as_mut_slice()[199_999] = loc(9);
+    zeroed.push(loc(10));
+    assert_eq!(zeroed.len(), 200_001);
+    assert_eq!(zeroed[199_999], loc(9));
+    assert_eq!(zeroed[200_000], loc(10));
+    let big = Index::from_entries(
+        Hasher::default(),
+        (0..100_000u32).map(|i| (i.to_le_bytes(), loc(i))),
+        400_000,
+    );
+    assert_eq!(big.get(&77_777u32.to_le_bytes()), Some(loc(77_777)));
+    assert_eq!(big.get(&100_000u32.to_le_bytes()), None);
 }
