@@ -7,9 +7,10 @@
 //!   single actor (a dedicated thread fed by a bounded mailbox) that appends
 //!   checksummed records, group-commits them with one `fdatasync` per batch,
 //!   and publishes a new index version *before* acknowledging.
-//! - The **index** is a persistent hash map (`imbl`); readers load the current
-//!   version and read a value with one positional read, never waiting for the
-//!   writer.
+//! - The **index** is a persistent hash map (`imbl`) of recent writes over
+//!   an immutable flat table that background folds rebuild; readers load the
+//!   current version and read a value with one positional read, never
+//!   waiting for the writer.
 //! - **Recovery** loads hint files for sealed data files, scans the active one
 //!   and truncates a torn tail; a damaged sealed file is reported, never
 //!   silently skipped.
