@@ -268,7 +268,7 @@ fn check_json(j: &Json) {
     assert!(after["vs_raw"].num() < before["vs_raw"].num(), "{after:?}");
     assert_eq!(after["live_bytes"].num(), before["live_bytes"].num());
     assert!(after["dead_bytes"].num() < before["dead_bytes"].num());
-    assert_eq!(j["targets"].items().len(), 3);
+    assert_eq!(j["targets"].items().len(), 5);
     assert!(j["total_ns"].num() > 0.0);
 }
 

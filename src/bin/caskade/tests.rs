@@ -308,11 +308,27 @@ fn targets_compare_measured_with_goal() {
         measured: Some(7.9),
         goal: 8.0,
         unit: "x L2",
+        at_least: true,
     };
     assert_eq!(t.met(), Some(false));
     assert_eq!(t.show(9.0), "9.00x L2");
+    assert_eq!(t.relation(), ">=");
     let t = Target { measured: None, ..t };
     assert_eq!(t.met(), None);
+    // A ceiling: at or below the goal is met.
+    let c = |measured| Target {
+        name: "y",
+        measured: Some(measured),
+        goal: 250.0,
+        unit: "ms",
+        at_least: false,
+    };
+    assert_eq!(
+        (c(120.0).met(), c(250.0).met(), c(251.0).met()),
+        (Some(true), Some(true), Some(false))
+    );
+    assert_eq!(c(1.0).relation(), "<=");
+    assert_eq!(c(1.0).show(80.0), "80.0 ms");
 }
 
 #[test]
@@ -367,9 +383,19 @@ fn ratios_and_targets_follow_the_measured_rates() {
     let x = report::ratio(&r, &r.phases[3]).unwrap();
     assert!((x - 7.5).abs() < 1e-9, "{x}");
     let t = report::targets(&r);
+    // Reopen, space and memory are judged only on the default data shape.
     assert_eq!(
         t.iter().map(Target::met).collect::<Vec<_>>(),
-        [Some(true), Some(false), None]
+        [Some(true), Some(false), None, None, None]
+    );
+    let table = report::table(&r);
+    assert!(table.contains("7.500x L2"), "{table}");
+    let mut r = r;
+    (r.plan.keys, r.plan.key_size, r.plan.value_size) = (1_000_000, 16, 100);
+    let t = report::targets(&r);
+    assert_eq!(
+        t.iter().map(Target::met).collect::<Vec<_>>(),
+        [Some(true), Some(false), Some(true), None, None]
     );
     let table = report::table(&r);
     assert!(table.contains("7.500x L2"), "{table}");
