@@ -9,7 +9,16 @@
 //! Layout (about 50 bytes per entry for 16-byte keys, against ~240 in the
 //! persistent map):
 //! - `locs[i]`: entry `i`'s [`Location`] (16 B);
-//! - `keys[starts[i]..starts[i + 1]]`: entry `i`'s key, all keys in one arena;
+//! - `keys[starts[i]..starts[i + 1]]`: entry `i`'s key, all keys in one
+//!   arena — or, when every key has the same length `w` (the common case),
+//!   `keys[i * w..(i + 1) * w]`, and `starts` is dropped;
+//! - `covered`: one bit per entry, set (never cleared) when a write puts
+//!   the entry's key into a layer above the base. A lookup that finds its
+//!   key in the base with the bit clear is done: no layer above holds the
+//!   key. The writer sets the bit before it publishes the version whose
+//!   delta holds the key, and readers load versions through the snapshot
+//!   cell's lock, so a reader of that version sees the bit; a reader of an
+//!   older version may see it too and merely looks further.
 //! - `slots`: linear probing at a load factor of at most 3/4; a slot holds
 //!   `tag << 40 | (i + 1)` (0 = empty), `tag` being the low 24 bits of the
 //!   key's hash, so a probe compares keys only when the tags match.
@@ -18,6 +27,7 @@
 //! (`(hash * len) >> 64`), so the table needs no power-of-two size.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::slab::Slab;
 use super::{Hasher, Location};
@@ -59,8 +69,11 @@ pub(crate) struct Base {
     hasher: Hasher,
     slots: Slab<u64>,
     locs: Slab<Location>,
+    /// Empty when every key is `width` bytes long.
     starts: Slab<u64>,
+    width: usize,
     keys: Slab<u8>,
+    covered: Box<[AtomicU64]>,
 }
 
 impl std::fmt::Debug for Base {
@@ -86,12 +99,20 @@ impl Base {
     ) -> Self {
         debug_assert_eq!(starts.len(), locs.len() + 1);
         debug_assert!(slots.len() >= table_len(locs.len()));
+        let width = match starts.get(1) {
+            Some(&w) if w > 0 && starts.windows(2).all(|p| p[1] - p[0] == w) => w as usize,
+            _ => 0,
+        };
+        let starts = if width > 0 { Slab::with_capacity(0) } else { starts };
+        let covered = (0..locs.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         Base {
             hasher,
             slots,
             locs,
             starts,
+            width,
             keys,
+            covered,
         }
     }
 
@@ -137,15 +158,24 @@ impl Base {
         }
     }
 
-    /// The location of `key`, if the base holds it.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<Location> {
-        self.find(key).map(|e| self.locs.as_slice()[e])
-    }
-
     /// Entry `i`'s key.
     pub(crate) fn key(&self, i: usize) -> &[u8] {
+        let keys = self.keys.as_slice();
+        if self.width > 0 {
+            return &keys[i * self.width..(i + 1) * self.width];
+        }
         let starts = self.starts.as_slice();
-        &self.keys.as_slice()[starts[i] as usize..starts[i + 1] as usize]
+        &keys[starts[i] as usize..starts[i + 1] as usize]
+    }
+
+    /// Marks entry `i`'s key as present in a layer above the base.
+    pub(crate) fn cover(&self, i: usize) {
+        self.covered[i / 64].fetch_or(1 << (i % 64), Relaxed);
+    }
+
+    /// Whether a layer above the base may hold entry `i`'s key.
+    pub(crate) fn is_covered(&self, i: usize) -> bool {
+        self.covered[i / 64].load(Relaxed) & (1 << (i % 64)) != 0
     }
 
     /// Entry `i`'s location.

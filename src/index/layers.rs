@@ -126,22 +126,40 @@ impl Index {
 
     /// The location of `key`'s live record.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Location> {
+        let found = self.base.find(key);
+        if let Some(e) = found
+            && !self.base.is_covered(e)
+        {
+            // No layer above holds the key (see `Base`'s `covered` bits).
+            return Some(self.base.loc(e));
+        }
         if !self.delta.is_empty()
             && let Some(loc) = self.delta.get(key)
         {
             return live(*loc);
         }
-        self.lower(key)
+        self.below_delta(key, found)
     }
 
-    /// `key`'s location in the layers under the delta.
-    fn lower(&self, key: &[u8]) -> Option<Location> {
+    /// `key`'s location in the layers under the delta, `found` being its
+    /// entry in the base.
+    fn below_delta(&self, key: &[u8], found: Option<usize>) -> Option<Location> {
         if let Some(frozen) = &self.frozen
             && let Some(loc) = frozen.get(key)
         {
             return live(*loc);
         }
-        self.base.get(key)
+        found.map(|e| self.base.loc(e))
+    }
+
+    /// `key`'s entry in the base, marked as covered by the delta (the
+    /// caller is about to put the key there).
+    fn cover(&self, key: &[u8]) -> Option<usize> {
+        let found = self.base.find(key);
+        if let Some(e) = found {
+            self.base.cover(e);
+        }
+        found
     }
 
     /// Whether `key` is live.
@@ -153,9 +171,10 @@ impl Index {
     pub(crate) fn insert(&mut self, key: Key, loc: Location) -> Option<Location> {
         debug_assert!(loc.len != 0, "a live location has a length");
         self.poll_fold();
+        let found = self.cover(key.as_bytes());
         let old = match self.delta.get(key.as_bytes()) {
             Some(prev) => live(*prev),
-            None => self.lower(key.as_bytes()),
+            None => self.below_delta(key.as_bytes(), found),
         };
         self.delta.insert(key, loc);
         if old.is_none() {
@@ -168,7 +187,8 @@ impl Index {
     /// Removes `key`; returns the location it had.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Location> {
         self.poll_fold();
-        let below = self.lower(key);
+        let found = self.cover(key);
+        let below = self.below_delta(key, found);
         let old = match self.delta.get(key) {
             Some(loc) => live(*loc)?,
             None => below?,
@@ -209,10 +229,21 @@ impl Index {
     /// Installs the merged base if the background fold finished.
     fn poll_fold(&mut self) {
         if let Some(merged) = self.fold.as_ref().and_then(Fold::try_take) {
-            self.base = merged;
-            self.frozen = None;
-            self.fold = None;
+            self.install(merged);
         }
+    }
+
+    /// Replaces base and frozen delta by their merge, covering the keys
+    /// the delta took meanwhile.
+    fn install(&mut self, merged: Arc<Base>) {
+        for (key, _) in self.delta.iter() {
+            if let Some(e) = merged.find(key.as_bytes()) {
+                merged.cover(e);
+            }
+        }
+        self.base = merged;
+        self.frozen = None;
+        self.fold = None;
     }
 
     /// Freezes the delta and starts its merge once it is large enough.
@@ -235,8 +266,7 @@ impl Index {
     #[cfg(test)]
     pub(crate) fn fold(&mut self) {
         if let Some(fold) = self.fold.take() {
-            self.base = fold.wait();
-            self.frozen = None;
+            self.install(fold.wait());
         }
         if let Some(frozen) = self.frozen.take() {
             self.base = Arc::new(merge(&self.base, &frozen));
@@ -272,8 +302,9 @@ impl<'a> Iterator for Iter<'a> {
             let e = self.next_base;
             self.next_base += 1;
             let key = base.key(e);
-            let in_frozen = index.frozen.as_ref().is_some_and(|f| f.contains_key(key));
-            if !in_frozen && !overridden_by_delta(key) {
+            let covered = base.is_covered(e)
+                && (index.frozen.as_ref().is_some_and(|f| f.contains_key(key)) || overridden_by_delta(key));
+            if !covered {
                 self.left -= 1;
                 return Some((key, base.loc(e)));
             }

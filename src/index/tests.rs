@@ -130,20 +130,30 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Keys of mixed sizes: short ones inline, long ones on the heap.
-fn key(k: u8) -> Vec<u8> {
-    if k.is_multiple_of(3) {
+/// Keys of mixed sizes (short ones inline, long ones on the heap), or all
+/// of one size (the base then keeps no key offsets).
+fn key_of(k: u8, uniform: bool) -> Vec<u8> {
+    if uniform {
+        vec![k; 4]
+    } else if k.is_multiple_of(3) {
         vec![k; 30]
     } else {
         vec![k; 1 + usize::from(k % 5)]
     }
 }
 
+fn key(k: u8) -> Vec<u8> {
+    key_of(k, false)
+}
+
 fn check(index: &Index, model: &HashMap<Vec<u8>, Location>) {
     assert_eq!(index.len(), model.len());
     for k in 0..=255u8 {
-        assert_eq!(index.get(&key(k)), model.get(&key(k)).copied(), "key {k}");
-        assert_eq!(index.contains_key(&key(k)), model.contains_key(&key(k)));
+        for uniform in [false, true] {
+            let key = key_of(k, uniform);
+            assert_eq!(index.get(&key), model.get(&key).copied(), "key {key:?}");
+            assert_eq!(index.contains_key(&key), model.contains_key(&key));
+        }
     }
     let listed: HashMap<Vec<u8>, Location> = index.iter().map(|(k, l)| (k.to_vec(), l)).collect();
     assert_eq!(listed.len(), index.iter().count(), "iteration repeats a key");
@@ -155,7 +165,9 @@ proptest! {
     fn the_index_behaves_as_a_map_and_clones_never_change(
         ops in prop::collection::vec(op(), 1..400),
         fold_min in 0usize..20,
+        uniform in any::<bool>(),
     ) {
+        let key = |k| key_of(k, uniform);
         let mut index = Index { fold_min, ..Index::default() };
         let mut model: HashMap<Vec<u8>, Location> = HashMap::new();
         let mut snapshots = Vec::new();
