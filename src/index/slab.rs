@@ -50,6 +50,30 @@ impl<T: Pod> Slab<T> {
         MmapMut::map_anon(bytes).ok()
     }
 
+    /// Makes room for `additional` more values (a mapping, if that makes
+    /// the slab large).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let (len, cap) = match self {
+            Slab::Heap(v) => (v.len(), v.capacity()),
+            Slab::Mapped { len, cap, .. } => (*len, *cap),
+        };
+        let need = len.saturating_add(additional);
+        if need <= cap {
+            return;
+        }
+        // Small, or no mapping to be had: growth by doubling will do (a
+        // large reservation is never made on the heap).
+        if let Some(map) = Self::map(need) {
+            let mut grown = Slab::Mapped {
+                map,
+                len: 0,
+                cap: need,
+            };
+            grown.extend_from_slice(self.as_slice());
+            *self = grown;
+        }
+    }
+
     /// Appends `value`.
     pub(crate) fn push(&mut self, value: T) {
         self.extend_from_slice(std::slice::from_ref(&value));

@@ -258,3 +258,56 @@ fn slabs_keep_their_values_across_the_move_into_a_mapping() {
     assert_eq!(big.get(&77_777u32.to_le_bytes()), Some(loc(77_777)));
     assert_eq!(big.get(&100_000u32.to_le_bytes()), None);
 }
+
+#[test]
+fn a_large_load_resolves_duplicates_and_tombstones_on_every_core() {
+    // 300k records over 100k keys, in a scrambled order of sequence numbers.
+    let n = 300_000u64;
+    let mut model: HashMap<Vec<u8>, (u64, Option<Location>)> = HashMap::new();
+    let mut load = Load::new(Hasher::default());
+    for i in 0..n {
+        let seq = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) | 1;
+        let k = (i * 7919 % 100_000).to_le_bytes().to_vec();
+        let l = (i % 5 != 0).then(|| loc(i as u32));
+        load.add(&k, seq, l);
+        let e = model.entry(k).or_insert((0, None));
+        if seq > e.0 {
+            *e = (seq, l);
+        }
+    }
+    let (index, live_bytes) = load.finish();
+    let live: HashMap<Vec<u8>, Location> = model
+        .into_iter()
+        .filter_map(|(k, (_, l))| l.map(|l| (k, l)))
+        .collect();
+    assert_eq!(index.len(), live.len());
+    assert_eq!(live_bytes, live.values().map(|l| u64::from(l.len)).sum::<u64>());
+    for (k, l) in &live {
+        assert_eq!(index.get(k), Some(*l));
+    }
+    for i in 100_000..101_000u64 {
+        assert_eq!(index.get(&i.to_le_bytes()), None);
+    }
+    assert_eq!(index.iter().count(), live.len());
+}
+
+#[test]
+fn a_load_in_sequence_order_lets_the_later_record_win() {
+    // Records in increasing sequence order (the fast path): overwrites,
+    // deletes, and keys of one length or of several.
+    for uniform in [true, false] {
+        let mut load = Load::new(Hasher::default());
+        let mut model: HashMap<Vec<u8>, Location> = HashMap::new();
+        for seq in 1..=5000u64 {
+            let k = key_of((seq % 200) as u8, uniform);
+            let l = (seq % 7 != 0).then(|| loc(seq as u32));
+            load.add(&k, seq, l);
+            match l {
+                Some(l) => model.insert(k, l),
+                None => model.remove(&k),
+            };
+        }
+        let (index, _) = load.finish();
+        check(&index, &model);
+    }
+}

@@ -126,6 +126,7 @@ fn recover_with(fs: &dyn Storage, dir: &Path, clean: bool, reaper: &Reaper) -> R
     let active_id = manifest.active();
     for &id in &manifest.files[..manifest.files.len() - 1] {
         let (file, len) = open_data_file(fs, dir, id, false)?;
+        build.load.reserve_for(len);
         let hinted = names.contains(&data_file::hint_name(id))
             && load_hint(fs, dir, &file, len, |key, seq, flags, loc| {
                 build.add(key, seq, flags, loc)
@@ -148,6 +149,7 @@ fn recover_with(fs: &dyn Storage, dir: &Path, clean: bool, reaper: &Reaper) -> R
     }
 
     let (active, len) = open_data_file(fs, dir, active_id, true)?;
+    build.load.reserve_for(len);
     let hinted = names.contains(&data_file::hint_name(active_id))
         && load_hint(fs, dir, &active, len, |key, seq, flags, loc| {
             build.add(key, seq, flags, loc)
