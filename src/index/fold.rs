@@ -2,15 +2,16 @@
 //! that runs it so that no writer waits for it.
 //!
 //! The merge reads only immutable data (an `Arc` of the old base and a
-//! frozen clone of the delta), so it needs no lock; its result travels back
-//! over a channel and is installed by the next write of the index that
-//! started it ([`Index`](super::Index) polls, never waits). Under loom the
-//! merge runs inline: the models' indexes are far below the fold threshold,
-//! and a stray OS thread would make them nondeterministic.
+//! frozen clone of the delta), so it needs no lock; its result is left in
+//! a one-shot slot (`OnceLock`) and installed by the next write of the
+//! index that started it ([`Index`](super::Index) polls, never waits).
+//! The slot and the thread are plain `std`: loom does not model them (the
+//! hand-off is a single write-once publication). Under loom the merge runs
+//! inline: the models' indexes are far below the fold threshold, and a
+//! stray OS thread would make them nondeterministic.
 
-use std::sync::Arc;
-
-use flume::{Receiver, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
 use super::base::{Base, BaseBuilder};
 use super::layers::Delta;
@@ -18,7 +19,9 @@ use super::layers::Delta;
 /// A merge under way.
 #[derive(Debug)]
 pub(crate) struct Fold {
-    done: Receiver<Arc<Base>>,
+    done: Arc<OnceLock<Arc<Base>>>,
+    /// The merging thread (`None`: the merge ran inline).
+    thread: Option<JoinHandle<()>>,
     /// Held until the merge is installed, in case the thread dies.
     inputs: (Arc<Base>, Delta),
 }
@@ -27,55 +30,57 @@ impl Fold {
     /// Starts merging `frozen` into `base` on a thread of its own (inline
     /// if no thread can be started).
     pub(crate) fn start(base: Arc<Base>, frozen: Delta) -> Self {
-        let (tx, done) = flume::bounded(1);
-        let job = (Arc::clone(&base), frozen.clone());
-        let spawned = if cfg!(caskade_loom) {
+        let done = Arc::new(OnceLock::new());
+        let thread = if cfg!(caskade_loom) {
             None
         } else {
+            let (slot, job) = (Arc::clone(&done), (Arc::clone(&base), frozen.clone()));
             std::thread::Builder::new()
                 .name("caskade:fold".into())
                 .spawn(move || {
                     let _span =
                         tracing::debug_span!("index_fold", entries = job.0.len(), delta = job.1.len())
                             .entered();
-                    let merged = Arc::new(merge(&job.0, &job.1));
-                    // The index may be gone (a compaction replaced it).
-                    drop(tx.send(merged));
+                    // The index may be gone meanwhile (a compaction replaced it).
+                    let _ = slot.set(Arc::new(merge(&job.0, &job.1)));
                 })
                 .ok()
         };
-        if spawned.is_none() {
-            let (tx, done) = flume::bounded(1);
-            drop(tx.send(Arc::new(merge(&base, &frozen))));
-            return Fold {
-                done,
-                inputs: (base, frozen),
-            };
+        if thread.is_none() {
+            let _ = done.set(Arc::new(merge(&base, &frozen)));
         }
         Fold {
             done,
+            thread,
             inputs: (base, frozen),
         }
     }
 
     /// The merged base, if the merge finished.
     pub(crate) fn try_take(&self) -> Option<Arc<Base>> {
-        match self.done.try_recv() {
-            Ok(base) => Some(base),
-            Err(TryRecvError::Empty) => None,
-            // The thread died (it cannot panic short of an allocation
-            // failure): merge here rather than lose the frozen delta.
-            Err(TryRecvError::Disconnected) => Some(Arc::new(merge(&self.inputs.0, &self.inputs.1))),
+        if let Some(merged) = self.done.get() {
+            return Some(Arc::clone(merged));
         }
+        // The thread ended without a result (it cannot panic short of an
+        // allocation failure): merge here rather than lose the frozen delta.
+        let died = self.thread.as_ref().is_some_and(JoinHandle::is_finished) && self.done.get().is_none();
+        died.then(|| self.merge_inline())
     }
 
     /// Waits for the merged base.
     #[cfg(test)]
     pub(crate) fn wait(self) -> Arc<Base> {
-        match self.done.recv() {
-            Ok(base) => base,
-            Err(flume::RecvError::Disconnected) => Arc::new(merge(&self.inputs.0, &self.inputs.1)),
+        if let Some(thread) = self.thread {
+            let _ = thread.join();
         }
+        match self.done.get() {
+            Some(merged) => Arc::clone(merged),
+            None => Arc::new(merge(&self.inputs.0, &self.inputs.1)),
+        }
+    }
+
+    fn merge_inline(&self) -> Arc<Base> {
+        Arc::new(merge(&self.inputs.0, &self.inputs.1))
     }
 }
 

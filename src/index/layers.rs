@@ -32,7 +32,7 @@ pub(crate) struct Index {
     pub(super) len: usize,
     pub(super) fold_min: usize,
     /// The merge of `base` and `frozen` under way.
-    pub(super) fold: Option<Fold>,
+    pub(super) fold: Option<Box<Fold>>,
 }
 
 impl Clone for Index {
@@ -228,7 +228,7 @@ impl Index {
 
     /// Installs the merged base if the background fold finished.
     fn poll_fold(&mut self) {
-        if let Some(merged) = self.fold.as_ref().and_then(Fold::try_take) {
+        if let Some(merged) = self.fold.as_ref().and_then(|f| f.try_take()) {
             self.install(merged);
         }
     }
@@ -256,7 +256,7 @@ impl Index {
         {
             let fresh = Delta::with_hasher(self.hasher().clone());
             let frozen = std::mem::replace(&mut self.delta, fresh);
-            self.fold = Some(Fold::start(Arc::clone(&self.base), frozen.clone()));
+            self.fold = Some(Box::new(Fold::start(Arc::clone(&self.base), frozen.clone())));
             self.frozen = Some(frozen);
         }
     }
