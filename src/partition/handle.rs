@@ -186,15 +186,15 @@ impl Partition {
         let value = match version.index.get(key) {
             None => None,
             Some(loc) if loc.len as usize <= self.slot.cfg.inline_read_limit => {
-                Some(read::read_record(&version, loc, Some(key))?.1)
+                Some(read::read_value(&version, loc, key)?)
             }
             Some(loc) => {
                 // Large values are read on the blocking pool, off the runtime's workers.
                 let key = key.to_vec();
-                let read = tokio::task::spawn_blocking(move || read::read_record(&version, loc, Some(&key)))
+                let read = tokio::task::spawn_blocking(move || read::read_value(&version, loc, &key))
                     .await
                     .map_err(|e| Error::io("read", "(blocking task)", std::io::Error::other(e)))?;
-                Some(read?.1)
+                Some(read?)
             }
         };
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);

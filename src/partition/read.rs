@@ -1,7 +1,7 @@
 //! The read path: one index lookup in a published version, one positional
 //! read, one checksum verification. Never touches the actor.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::config::{MAX_KEY_LEN, MAX_VALUE_CEILING};
 use crate::error::{Error, Result};
@@ -12,6 +12,26 @@ use crate::snapshot::Version;
 /// Reads the record at `loc` and returns its key and value (slices of one
 /// buffer). `expect_key`, if given, must match the stored key.
 pub(crate) fn read_record(v: &Version, loc: Location, expect_key: Option<&[u8]>) -> Result<(Bytes, Bytes)> {
+    let (buf, key_len, value_len) = read_verified(v, loc, expect_key)?;
+    let key_end = HEADER_LEN + key_len;
+    Ok((
+        buf.slice(HEADER_LEN..key_end),
+        buf.slice(key_end..key_end + value_len),
+    ))
+}
+
+/// Reads the record of `key` at `loc` and returns its value, as the tail of
+/// the read buffer (no second allocation: the buffer is not shared).
+pub(crate) fn read_value(v: &Version, loc: Location, key: &[u8]) -> Result<Bytes> {
+    let (mut buf, key_len, value_len) = read_verified(v, loc, Some(key))?;
+    buf.advance(HEADER_LEN + key_len);
+    buf.truncate(value_len);
+    Ok(buf)
+}
+
+/// Reads and verifies the record at `loc`: the buffer, the key's and the
+/// value's lengths.
+fn read_verified(v: &Version, loc: Location, expect_key: Option<&[u8]>) -> Result<(Bytes, usize, usize)> {
     let Some(file) = v.files.get(&loc.file_id) else {
         return Err(Error::corrupt(
             format!("file {}", loc.file_id),
@@ -35,19 +55,14 @@ pub(crate) fn read_record(v: &Version, loc: Location, expect_key: Option<&[u8]>)
     if expect_key.is_some_and(|k| k != rec.key) {
         return Err(Error::corrupt(&file.path, loc.offset, "record holds another key"));
     }
-    let key_end = HEADER_LEN + rec.key.len();
-    let value_len = rec.value.len();
-    let buf = Bytes::from(buf);
-    Ok((
-        buf.slice(HEADER_LEN..key_end),
-        buf.slice(key_end..key_end + value_len),
-    ))
+    let (key_len, value_len) = (rec.key.len(), rec.value.len());
+    Ok((Bytes::from(buf), key_len, value_len))
 }
 
 /// Looks `key` up in `v` and reads its value.
 pub(crate) fn get(v: &Version, key: &[u8]) -> Result<Option<Bytes>> {
     match v.index.get(key) {
         None => Ok(None),
-        Some(loc) => read_record(v, loc, Some(key)).map(|(_, value)| Some(value)),
+        Some(loc) => read_value(v, loc, key).map(Some),
     }
 }
