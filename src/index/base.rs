@@ -35,8 +35,8 @@ use super::{Hasher, Location};
 /// Bits of a slot that hold an entry number plus one.
 const ENTRY_BITS: u32 = 40;
 
-/// Most entries one base holds (an entry number plus one must fit in
-/// [`ENTRY_BITS`]).
+/// Most entries one base holds: entry numbers run to `MAX_ENTRIES - 1`, so
+/// an entry number plus one fits in [`ENTRY_BITS`] with room to spare.
 pub(crate) const MAX_ENTRIES: usize = (1 << ENTRY_BITS) - 2;
 
 /// The slot of entry `i` whose key hashes to `hash`.

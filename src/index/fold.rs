@@ -79,6 +79,11 @@ impl Fold {
         }
     }
 
+    /// Whether this fold merges into `base`.
+    pub(crate) fn merges(&self, base: &Arc<Base>) -> bool {
+        Arc::ptr_eq(&self.inputs.0, base)
+    }
+
     fn merge_inline(&self) -> Arc<Base> {
         Arc::new(merge(&self.inputs.0, &self.inputs.1))
     }

@@ -221,21 +221,37 @@ impl Index {
     }
 
     /// Whether a fold is under way.
-    #[cfg(test)]
     pub(crate) fn folding(&self) -> bool {
         self.frozen.is_some()
     }
 
-    /// Installs the merged base if the background fold finished.
+    /// Installs a finished fold without a write; whether it did.
+    pub(crate) fn settle(&mut self) -> bool {
+        let was = self.folding();
+        self.poll_fold();
+        was && !self.folding()
+    }
+
+    /// Installs the merged base if the background fold finished. A clone
+    /// taken mid-fold has the frozen layer but not the fold: it starts its
+    /// own, so a clone that is written to can still fold.
     fn poll_fold(&mut self) {
         if let Some(merged) = self.fold.as_ref().and_then(|f| f.try_take()) {
             self.install(merged);
+        } else if self.fold.is_none()
+            && let Some(frozen) = &self.frozen
+        {
+            self.fold = Some(Box::new(Fold::start(Arc::clone(&self.base), frozen.clone())));
         }
     }
 
     /// Replaces base and frozen delta by their merge, covering the keys
     /// the delta took meanwhile.
     fn install(&mut self, merged: Arc<Base>) {
+        debug_assert!(
+            self.fold.as_ref().is_none_or(|f| f.merges(&self.base)),
+            "a fold's result replaces the base it was started on"
+        );
         for (key, _) in self.delta.iter() {
             if let Some(e) = merged.find(key.as_bytes()) {
                 merged.cover(e);

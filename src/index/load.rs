@@ -6,15 +6,19 @@
 //! record, the loader appends each record to flat arrays (key arena,
 //! location, sequence number) and resolves duplicates in one probing pass
 //! over an open-addressing table of entry numbers, then copies the winners
-//! that are live into a [`Base`]. Cost: one append per record and one probe
-//! per record, no allocation per key; memory: ~40 B per record until
-//! [`Load::finish`].
+//! that are live into a [`Base`] (or, when no key repeats and nothing is
+//! deleted, makes the arrays the base as they are). Cost: one append per
+//! record and one probe per record, no allocation per key; memory: ~40 B
+//! per record plus the key until [`Load::finish`] (the arrays are reserved
+//! file by file for the most records a file can hold, as address space:
+//! only the pages written count).
 
 use std::hash::BuildHasher;
 
 use super::base::{self, Base, BaseBuilder, MAX_ENTRIES};
 use super::slab::Slab;
 use super::{Hasher, Index, Key, Location, SHADOW};
+use crate::format::record;
 
 /// Records gathered for one index.
 #[derive(Debug)]
@@ -49,14 +53,15 @@ impl Load {
         }
     }
 
-    /// Makes room for the records of a file of `bytes` bytes (a hint or a
-    /// data file) at once: large slabs are mappings, and reserving more
-    /// than is used costs address space only, where growing by doubling
-    /// would copy and unmap.
+    /// Makes room at once for the records of a data file of `bytes` bytes
+    /// (whether its hint or the file itself is read): large slabs are
+    /// mappings, where reserving more than is used costs address space
+    /// only, and growing record by record would copy and unmap.
     pub(crate) fn reserve_for(&mut self, bytes: u64) {
-        // A record takes at least 5 bytes in a hint (seq delta, flags, two
-        // lengths, one key byte), more in a data file.
-        let records = usize::try_from(bytes / 5).unwrap_or(usize::MAX / 64);
+        // A record is at least its header and a one-byte key; its key is
+        // shorter than the file.
+        let min_record = (record::HEADER_LEN + 1) as u64;
+        let records = usize::try_from(bytes / min_record).unwrap_or(usize::MAX / 64);
         let key_bytes = usize::try_from(bytes).unwrap_or(usize::MAX / 64);
         self.keys.reserve(key_bytes);
         self.starts.reserve(records);

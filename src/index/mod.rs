@@ -17,7 +17,9 @@
 //! clone kept as a middle layer), a fresh delta takes the writes, and a
 //! background thread merges base and frozen delta into a new base
 //! ([`fold`]); the next write after the merge finished installs it. A lookup
-//! asks the delta, then the frozen delta, then the base.
+//! probes the base first: a hit whose *covered* bit is clear is final (no
+//! layer above holds the key); otherwise it asks the delta, then the frozen
+//! delta, then takes the base's answer.
 //!
 //! Entry size is the lever on the delta's cost, hence the 24-byte [`Key`]
 //! with small keys inline and the 16-byte [`Location`].

@@ -61,14 +61,12 @@ impl<T: Pod> Slab<T> {
         if need <= cap {
             return;
         }
-        // Small, or no mapping to be had: growth by doubling will do (a
-        // large reservation is never made on the heap).
-        if let Some(map) = Self::map(need) {
-            let mut grown = Slab::Mapped {
-                map,
-                len: 0,
-                cap: need,
-            };
+        // At least double, so that reserving file after file copies each
+        // value O(1) times. Small, or no mapping to be had: growth by
+        // doubling will do (a large reservation is never made on the heap).
+        let cap = need.max(cap.saturating_mul(2));
+        if let Some(map) = Self::map(cap) {
+            let mut grown = Slab::Mapped { map, len: 0, cap };
             grown.extend_from_slice(self.as_slice());
             *self = grown;
         }

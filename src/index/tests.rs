@@ -260,7 +260,7 @@ fn slabs_keep_their_values_across_the_move_into_a_mapping() {
 }
 
 #[test]
-fn a_large_load_resolves_duplicates_and_tombstones_on_every_core() {
+fn a_large_load_resolves_duplicates_and_tombstones() {
     // 300k records over 100k keys, in a scrambled order of sequence numbers.
     let n = 300_000u64;
     let mut model: HashMap<Vec<u8>, (u64, Option<Location>)> = HashMap::new();
@@ -309,5 +309,33 @@ fn a_load_in_sequence_order_lets_the_later_record_win() {
         }
         let (index, _) = load.finish();
         check(&index, &model);
+    }
+}
+
+#[test]
+fn a_clone_taken_mid_fold_can_still_fold() {
+    let mut index = Index::default();
+    let mut i = 0u32;
+    while !index.folding() {
+        index.insert(Key::new(&i.to_be_bytes()), loc(i));
+        i += 1;
+        assert!(i < 100_000, "no fold started: {index:?}");
+    }
+    // The clone has the frozen layer but not the fold under way.
+    let mut copy = index.clone();
+    let mut model: HashMap<Vec<u8>, Location> = (0..i).map(|k| (k.to_be_bytes().to_vec(), loc(k))).collect();
+    for _ in 0..1000 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        copy.insert(Key::new(&i.to_be_bytes()), loc(i));
+        model.insert(i.to_be_bytes().to_vec(), loc(i));
+        i += 1;
+        if !copy.folding() {
+            break;
+        }
+    }
+    assert!(!copy.folding(), "the clone never folded: {copy:?}");
+    assert_eq!(copy.len(), model.len());
+    for (k, l) in &model {
+        assert_eq!(copy.get(k), Some(*l));
     }
 }

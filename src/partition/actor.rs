@@ -247,13 +247,14 @@ fn run(
     loop {
         // A background copy that finished is installed between groups.
         compactor.poll(&mut writer);
-        let first = match intake.first(rx, writer.sync_deadline()) {
+        let first = match intake.first(rx, writer.wake_deadline()) {
             // Only a wake-up: the loop polls the compactor first.
             Arrival::Request(Request::CompactionReady) => continue,
             Arrival::Request(r) => r,
             Arrival::Deadline => {
                 // A failure poisons the writer; the next request reports it.
                 let _ = writer.sync_if_due(Instant::now());
+                writer.settle_index();
                 continue;
             }
             Arrival::Disconnected => break,

@@ -3,7 +3,7 @@
 //!
 //! The writer begins a compaction (`writer::compact`): it seals the active
 //! file, so the inputs are immutable, and hands this job a snapshot of the
-//! index (an O(1) clone of the persistent map). The job runs on its own
+//! index (an O(1) clone). The job runs on its own
 //! thread — never on the actor, never on a tokio worker — and:
 //!
 //! 1. walks the snapshot's entries — exactly the live records — sorted by
@@ -200,9 +200,9 @@ impl Copy<'_> {
     /// entries by input and offset, reads each record once through a
     /// forward window (verifying its checksums and key), and writes the new
     /// location into the entry list; the repointed index is then built
-    /// fresh from that list in the snapshot's order, which keeps the inserts
-    /// cache-local. Dead records (overwritten values, tombstones) are never
-    /// decoded.
+    /// from that list in one pass, as a fresh base
+    /// (`Index::from_entries`). Dead records (overwritten values,
+    /// tombstones) are never decoded.
     fn all(&mut self) -> Result<()> {
         let job = self.job;
         let corrupt = |what: String| Error::corrupt(&job.dir, 0, what);

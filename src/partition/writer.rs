@@ -38,6 +38,9 @@ mod compact;
 
 pub(crate) use compact::{Begin, TouchedLog};
 
+/// How often an idle actor checks whether an index fold finished.
+const FOLD_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Active files at least this large get a hint when the writer closes
 /// cleanly: scanning them at the next open would cost more than the hint.
 pub(crate) const ACTIVE_HINT_MIN: u64 = 1 << 20;
@@ -353,6 +356,28 @@ impl Writer {
         match self.cfg.durability {
             Durability::Interval(every) if self.poisoned.is_none() => self.unsynced_since.map(|t| t + every),
             _ => None,
+        }
+    }
+
+    /// When the actor should wake without a request: the interval-sync
+    /// deadline, or soon while an index fold runs (so that an idle
+    /// partition installs the merged base, see [`Writer::settle_index`]).
+    pub(crate) fn wake_deadline(&self) -> Option<Instant> {
+        let fold = self.index.folding().then(|| Instant::now() + FOLD_POLL);
+        match (self.sync_deadline(), fold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Installs a finished index fold and publishes it, if nothing else
+    /// did: a partition that stopped writing would otherwise keep the old
+    /// base, the frozen delta and the merged base until its next write.
+    /// Not when poisoned (the private index may then hold writes that were
+    /// never acknowledged).
+    pub(crate) fn settle_index(&mut self) {
+        if self.poisoned.is_none() && self.index.settle() {
+            self.publish();
         }
     }
 
