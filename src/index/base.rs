@@ -9,9 +9,8 @@
 //! Layout (about 50 bytes per entry for 16-byte keys, against ~240 in the
 //! persistent map):
 //! - `locs[i]`: entry `i`'s [`Location`] (16 B);
-//! - `keys[starts[i]..starts[i + 1]]`: entry `i`'s key, all keys in one
-//!   arena — or, when every key has the same length `w` (the common case),
-//!   `keys[i * w..(i + 1) * w]`, and `starts` is dropped;
+//! - `keys`: every entry's key in one arena ([`KeyArena`]: no offsets when
+//!   every key has one length, the common case);
 //! - `covered`: one bit per entry, set (never cleared) when a write puts
 //!   the entry's key into a layer above the base. A lookup that finds its
 //!   key in the base with the bit clear is done: no layer above holds the
@@ -29,6 +28,7 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::keys::KeyArena;
 use super::slab::Slab;
 use super::{Hasher, Location};
 
@@ -69,10 +69,7 @@ pub(crate) struct Base {
     hasher: Hasher,
     slots: Slab<u64>,
     locs: Slab<Location>,
-    /// Empty when every key is `width` bytes long.
-    starts: Slab<u64>,
-    width: usize,
-    keys: Slab<u8>,
+    keys: KeyArena,
     covered: Box<[AtomicU64]>,
 }
 
@@ -81,37 +78,23 @@ impl std::fmt::Debug for Base {
         f.debug_struct("Base")
             .field("entries", &self.locs.len())
             .field("slots", &self.slots.len())
-            .field("key_bytes", &self.keys.len())
+            .field("key_bytes", &self.keys.total_bytes())
             .finish()
     }
 }
 
 impl Base {
     /// A base of prepared arrays: `slots` must name every entry of `locs`
-    /// (whose keys are distinct) at a load factor of at most 3/4, hashed
-    /// with `hasher`; `starts` has one more element than `locs`.
-    pub(crate) fn from_parts(
-        hasher: Hasher,
-        slots: Slab<u64>,
-        locs: Slab<Location>,
-        starts: Slab<u64>,
-        keys: Slab<u8>,
-    ) -> Self {
-        debug_assert_eq!(starts.len(), locs.len() + 1);
+    /// (one per key of `keys`, all distinct) at a load factor of at most
+    /// 3/4, hashed with `hasher`.
+    pub(crate) fn from_parts(hasher: Hasher, slots: Slab<u64>, locs: Slab<Location>, keys: KeyArena) -> Self {
         debug_assert!(slots.len() >= table_len(locs.len()));
-        let width = match starts.get(1) {
-            Some(&w) if w > 0 && starts.windows(2).all(|p| p[1] - p[0] == w) => w as usize,
-            _ => 0,
-        };
-        let starts = if width > 0 { Slab::with_capacity(0) } else { starts };
         let covered = (0..locs.len().div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         Base {
             hasher,
             slots,
             locs,
-            starts,
-            width,
-            keys,
+            keys: keys.seal(),
             covered,
         }
     }
@@ -160,12 +143,7 @@ impl Base {
 
     /// Entry `i`'s key.
     pub(crate) fn key(&self, i: usize) -> &[u8] {
-        let keys = self.keys.as_slice();
-        if self.width > 0 {
-            return &keys[i * self.width..(i + 1) * self.width];
-        }
-        let starts = self.starts.as_slice();
-        &keys[starts[i] as usize..starts[i + 1] as usize]
+        self.keys.get(i)
     }
 
     /// Marks entry `i`'s key as present in a layer above the base.
@@ -185,7 +163,7 @@ impl Base {
 
     /// Bytes of all keys.
     pub(crate) fn key_bytes(&self) -> usize {
-        self.keys.len()
+        self.keys.total_bytes()
     }
 }
 
@@ -194,21 +172,17 @@ impl Base {
 pub(crate) struct BaseBuilder {
     hasher: Hasher,
     locs: Slab<Location>,
-    starts: Slab<u64>,
-    keys: Slab<u8>,
+    keys: KeyArena,
 }
 
 impl BaseBuilder {
     /// A builder expecting about `entries` entries and `key_bytes` bytes of keys.
     pub(crate) fn new(hasher: Hasher, entries: usize, key_bytes: usize) -> Self {
         let entries = entries.min(MAX_ENTRIES);
-        let mut starts = Slab::with_capacity(entries + 1);
-        starts.push(0);
         BaseBuilder {
             hasher,
             locs: Slab::with_capacity(entries),
-            starts,
-            keys: Slab::with_capacity(key_bytes),
+            keys: KeyArena::with_capacity(entries, key_bytes),
         }
     }
 
@@ -221,8 +195,7 @@ impl BaseBuilder {
     /// and that the builder is not full.
     pub(crate) fn push(&mut self, key: &[u8], loc: Location) {
         debug_assert!(!self.is_full());
-        self.keys.extend_from_slice(key);
-        self.starts.push(self.keys.len() as u64);
+        self.keys.push(key);
         self.locs.push(loc);
     }
 
@@ -232,10 +205,8 @@ impl BaseBuilder {
         let size = table_len(n);
         let mut table = Slab::<u64>::zeroed(size);
         let slots = table.as_mut_slice();
-        let (keys, starts) = (self.keys.as_slice(), self.starts.as_slice());
         for i in 0..n {
-            let key = &keys[starts[i] as usize..starts[i + 1] as usize];
-            let hash = self.hasher.hash_one(key);
+            let hash = self.hasher.hash_one(self.keys.get(i));
             let mut at = home(hash, size);
             while slots[at] != 0 {
                 at += 1;
@@ -245,6 +216,6 @@ impl BaseBuilder {
             }
             slots[at] = slot_of(hash, i);
         }
-        Base::from_parts(self.hasher, table, self.locs, self.starts, self.keys)
+        Base::from_parts(self.hasher, table, self.locs, self.keys)
     }
 }

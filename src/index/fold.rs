@@ -58,24 +58,25 @@ impl Fold {
 
     /// The merged base, if the merge finished.
     pub(crate) fn try_take(&self) -> Option<Arc<Base>> {
-        if let Some(merged) = self.done.get() {
-            return Some(Arc::clone(merged));
+        let finished = self.thread.as_ref().is_none_or(JoinHandle::is_finished);
+        // Read after `is_finished`: a thread that ended without a result
+        // (it cannot panic short of an allocation failure) leaves the merge
+        // to this thread rather than lose the frozen delta.
+        match self.done.get() {
+            Some(merged) => Some(Arc::clone(merged)),
+            None => finished.then(|| self.merge_inline()),
         }
-        // The thread ended without a result (it cannot panic short of an
-        // allocation failure): merge here rather than lose the frozen delta.
-        let died = self.thread.as_ref().is_some_and(JoinHandle::is_finished) && self.done.get().is_none();
-        died.then(|| self.merge_inline())
     }
 
     /// Waits for the merged base.
     #[cfg(test)]
-    pub(crate) fn wait(self) -> Arc<Base> {
-        if let Some(thread) = self.thread {
+    pub(crate) fn wait(mut self) -> Arc<Base> {
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
         match self.done.get() {
             Some(merged) => Arc::clone(merged),
-            None => Arc::new(merge(&self.inputs.0, &self.inputs.1)),
+            None => self.merge_inline(),
         }
     }
 

@@ -16,6 +16,7 @@
 use std::hash::BuildHasher;
 
 use super::base::{self, Base, BaseBuilder, MAX_ENTRIES};
+use super::keys::KeyArena;
 use super::slab::Slab;
 use super::{Hasher, Index, Key, Location, SHADOW};
 use crate::format::record;
@@ -24,14 +25,10 @@ use crate::format::record;
 #[derive(Debug)]
 pub(crate) struct Load {
     hasher: Hasher,
-    keys: Slab<u8>,
-    starts: Slab<u64>,
+    keys: KeyArena,
     /// [`SHADOW`] for a tombstone.
     locs: Slab<Location>,
     seqs: Slab<u64>,
-    /// The length of every key so far (`None` before the first;
-    /// `Some(usize::MAX)` once two lengths differ).
-    width: Option<usize>,
     /// Every record so far came with a higher sequence number than all
     /// before it (the normal case: files in order, each appended in order).
     ordered: bool,
@@ -43,11 +40,9 @@ impl Load {
     pub(crate) fn new(hasher: Hasher) -> Self {
         Load {
             hasher,
-            keys: Slab::with_capacity(0),
-            starts: Slab::zeroed(1),
+            keys: KeyArena::with_capacity(0, 0),
             locs: Slab::with_capacity(0),
             seqs: Slab::with_capacity(0),
-            width: None,
             ordered: true,
             max_seq: 0,
         }
@@ -63,8 +58,7 @@ impl Load {
         let min_record = (record::HEADER_LEN + 1) as u64;
         let records = usize::try_from(bytes / min_record).unwrap_or(usize::MAX / 64);
         let key_bytes = usize::try_from(bytes).unwrap_or(usize::MAX / 64);
-        self.keys.reserve(key_bytes);
-        self.starts.reserve(records);
+        self.keys.reserve(records, key_bytes);
         self.locs.reserve(records);
         self.seqs.reserve(records);
     }
@@ -72,30 +66,21 @@ impl Load {
     /// Adds the record of `key` with sequence number `seq`: a live value at
     /// `loc`, or a tombstone (`None`).
     pub(crate) fn add(&mut self, key: &[u8], seq: u64, loc: Option<Location>) {
-        self.keys.extend_from_slice(key);
-        self.starts.push(self.keys.len() as u64);
+        self.keys.push(key);
         self.locs.push(loc.unwrap_or(SHADOW));
         self.seqs.push(seq);
-        self.width = match self.width {
-            None => Some(key.len()),
-            Some(w) if w == key.len() => Some(w),
-            Some(_) => Some(usize::MAX),
-        };
         self.ordered &= seq > self.max_seq;
         self.max_seq = self.max_seq.max(seq);
     }
 
+    /// The highest sequence number added (0 if none).
+    pub(crate) fn max_seq(&self) -> u64 {
+        self.max_seq
+    }
+
     /// Record `i`'s key.
     fn key(&self, i: usize) -> &[u8] {
-        let keys = self.keys.as_slice();
-        match self.width {
-            // One length: no offset to look up (a cache miss saved per probe).
-            Some(w) if w != usize::MAX => &keys[i * w..(i + 1) * w],
-            _ => {
-                let starts = self.starts.as_slice();
-                &keys[starts[i] as usize..starts[i + 1] as usize]
-            }
-        }
+        self.keys.get(i)
     }
 
     /// The index of the winning record of every key that is live, and the
@@ -140,7 +125,7 @@ impl Load {
         if !replaced && !locs.iter().any(|l| l.len == 0) {
             // Every record is its key's only one and live (a fresh fill, a
             // compacted partition): the arrays are the base as they are.
-            let base = Base::from_parts(self.hasher, slab, self.locs, self.starts, self.keys);
+            let base = Base::from_parts(self.hasher, slab, self.locs, self.keys);
             return (Index::from_base(base), live_bytes);
         }
         // Winners in record order (neighbours in a file stay neighbours).

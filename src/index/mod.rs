@@ -26,6 +26,7 @@
 
 mod base;
 mod fold;
+mod keys;
 mod layers;
 mod load;
 mod slab;

@@ -80,22 +80,7 @@ impl<T: Pod> Slab<T> {
     /// Appends every value of `values`. Growing past the capacity doubles
     /// it (moving a heap slab that grew large into a mapping).
     pub(crate) fn extend_from_slice(&mut self, values: &[T]) {
-        let (len, cap) = match self {
-            Slab::Heap(v) => (v.len(), v.capacity()),
-            Slab::Mapped { len, cap, .. } => (*len, *cap),
-        };
-        let need = len + values.len();
-        if need > cap
-            && let Some(map) = Self::map(need.max(cap * 2))
-        {
-            let mut grown = Slab::Mapped {
-                map,
-                len: 0,
-                cap: need.max(cap * 2),
-            };
-            grown.extend_from_slice(self.as_slice());
-            *self = grown;
-        }
+        self.reserve(values.len());
         match self {
             Slab::Heap(v) => v.extend_from_slice(values),
             Slab::Mapped { map, len, cap } if *len + values.len() <= *cap => {
@@ -103,9 +88,9 @@ impl<T: Pod> Slab<T> {
                 map[*len * size..(*len + values.len()) * size].copy_from_slice(bytemuck::cast_slice(values));
                 *len += values.len();
             }
-            Slab::Mapped { .. } => {
+            Slab::Mapped { len, cap, .. } => {
                 // No new mapping could be made: continue on the heap.
-                let mut v = Vec::with_capacity(need.max(cap * 2));
+                let mut v = Vec::with_capacity((*len + values.len()).max(cap.saturating_mul(2)));
                 v.extend_from_slice(self.as_slice());
                 v.extend_from_slice(values);
                 *self = Slab::Heap(v);

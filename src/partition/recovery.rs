@@ -62,19 +62,16 @@ pub(crate) struct Recovered {
 #[derive(Debug)]
 struct Builder {
     load: Load,
-    max_seq: u64,
 }
 
 impl Builder {
     fn new() -> Self {
         Builder {
             load: Load::new(Hasher::default()),
-            max_seq: 0,
         }
     }
 
     fn add(&mut self, key: &[u8], seq: u64, flags: u8, loc: Location) {
-        self.max_seq = self.max_seq.max(seq);
         self.load.add(key, seq, (!is_tombstone(flags)).then_some(loc));
     }
 }
@@ -202,7 +199,7 @@ fn recover_with(fs: &dyn Storage, dir: &Path, clean: bool, reaper: &Reaper) -> R
         fs.sync_dir(dir).map_err(|e| Error::io("sync_dir", dir, e))?;
     }
 
-    let max_seq = build.max_seq;
+    let max_seq = build.load.max_seq();
     let (index, live_bytes) = build.load.finish();
     Ok(Recovered {
         manifest,
