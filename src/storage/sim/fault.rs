@@ -66,6 +66,10 @@ impl State {
     /// Counts one operation of kind `op`; the fault it must fail with, if any.
     pub(super) fn begin(&mut self, op: SimOp) -> Option<SimFault> {
         self.counts[op as usize] += 1;
+        if self.halt_at.is_some_and(|h| self.counts.iter().sum::<u64>() > h) {
+            self.injected += 1;
+            return Some(SimFault::Eio);
+        }
         let n = self.counts[op as usize];
         let hit = |a: &Armed| a.op == op && (a.at == n || (a.persistent && a.at < n));
         let fired = self.armed.iter().find(|a| hit(a)).map(|a| a.fault);

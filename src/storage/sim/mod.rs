@@ -27,8 +27,9 @@
 //!
 //! Handles carry the epoch they were opened in; a crash bumps the epoch, and
 //! a stale handle then fails everything with `EIO` without touching the disk.
-//! Operations of a [`SimOp`] kind are counted, then checked against armed
-//! faults. `len` has no kind: never counted, never faulted.
+//! Operations of a [`SimOp`] kind are counted, then checked against a halt
+//! ([`SimDisk::halt_after`]: crash-point enumeration) and armed faults.
+//! `len` has no kind: never counted, never faulted.
 //! Operations on stale handles are not counted and consume no fault.
 
 mod fault;
@@ -106,6 +107,7 @@ impl SimDisk {
             counts: [0; OP_KINDS],
             armed: Vec::new(),
             injected: 0,
+            halt_at: None,
             available: u64::MAX,
         };
         SimDisk {
@@ -145,9 +147,68 @@ impl SimDisk {
         self.st().available = bytes;
     }
 
-    /// Disarms every fault.
+    /// Stops the machine after `n` more operations: from the `n + 1`-th
+    /// operation on (of any kind, counted as [`SimDisk::total_ops`] counts),
+    /// every operation fails with `EIO` and changes nothing, until
+    /// [`SimDisk::clear_faults`]. With `n` running over every step of a
+    /// workload and a [`SimDisk::power_loss`] afterwards, this enumerates
+    /// its crash points: the disk is left exactly as the first `n`
+    /// operations made it. Armed one-shot faults do not fire while halted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let disk = caskade::SimDisk::new();
+    /// disk.halt_after(0);
+    /// assert_eq!(disk.total_ops(), 0);
+    /// ```
+    pub fn halt_after(&self, n: u64) {
+        let mut st = self.st();
+        st.halt_at = Some(st.counts.iter().sum::<u64>() + n);
+    }
+
+    /// An independent deep copy of this disk (files, directories, their
+    /// durable images, operation counts), with its own torn-write
+    /// randomness seeded by `seed`, no armed fault, no halt, and no open
+    /// handle or lock: as the machine would be after a reboot that lost
+    /// nothing. Lets a test build a state once and try many things on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let disk = caskade::SimDisk::new();
+    /// let copy = disk.fork(7);
+    /// assert_eq!(copy.list_files(), disk.list_files());
+    /// ```
+    pub fn fork(&self, seed: u64) -> SimDisk {
+        let st = self.st();
+        let mut copy = State {
+            files: st.files.clone(),
+            dirs: st.dirs.clone(),
+            next_ino: st.next_ino,
+            epoch: st.epoch,
+            locks: HashMap::new(),
+            next_token: st.next_token,
+            rng: StdRng::seed_from_u64(seed),
+            counts: st.counts,
+            armed: Vec::new(),
+            injected: st.injected,
+            halt_at: None,
+            available: st.available,
+        };
+        drop(st);
+        copy.crash();
+        copy.gc();
+        SimDisk {
+            state: Arc::new(Mutex::new(copy)),
+        }
+    }
+
+    /// Disarms every fault, and lifts a [`SimDisk::halt_after`].
     pub fn clear_faults(&self) {
-        self.st().armed.clear();
+        let mut st = self.st();
+        st.armed.clear();
+        st.halt_at = None;
     }
 
     /// How many operations have failed by injection so far.

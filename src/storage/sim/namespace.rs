@@ -37,6 +37,9 @@ pub(super) struct State {
     pub(super) counts: [u64; OP_KINDS],
     pub(super) armed: Vec<Armed>,
     pub(super) injected: u64,
+    /// Set by `SimDisk::halt_after`: once `counts` sum past it, every
+    /// operation fails with `EIO` (the machine stopped there).
+    pub(super) halt_at: Option<u64>,
     /// What `available_space` reports (`u64::MAX` unless a test set it).
     pub(super) available: u64,
 }

@@ -417,3 +417,51 @@ fn threads_share_handles() {
     assert_eq!(data.len(), 8000);
     assert!(data.chunks(4).enumerate().all(|(i, c)| c == [(i % 4) as u8; 4]));
 }
+
+#[test]
+fn halt_stops_every_operation_after_n_until_cleared() {
+    let d = disk(0);
+    let f = durable_file(&d, "/db/a", b"one");
+    let before = d.total_ops();
+    d.halt_after(2);
+    f.write_all_at(b"two", 3).unwrap();
+    f.sync_data().unwrap();
+    // Halted: nothing changes, whatever the kind.
+    assert_eq!(errno(f.write_all_at(b"three", 6)), Some(EIO));
+    assert_eq!(errno(d.create(p("/db/b"))), Some(EIO));
+    assert_eq!(errno(d.sync_dir(p("/db"))), Some(EIO));
+    assert_eq!(d.total_ops(), before + 5, "halted operations are still counted");
+    assert_eq!(d.faults_injected(), 3);
+    assert_eq!(d.read_file("/db/a").unwrap(), b"onetwo");
+    assert!(!exists(&d, "/db/b"));
+    d.power_loss(false);
+    assert_eq!(d.read_file("/db/a").unwrap(), b"onetwo");
+    d.clear_faults();
+    assert!(d.create(p("/db/b")).is_ok());
+}
+
+#[test]
+fn fork_is_a_deep_copy_without_handles_or_faults() {
+    let d = disk(0);
+    let f = durable_file(&d, "/db/a", b"synced");
+    f.write_all_at(b"+live", 6).unwrap();
+    let _lock = d.lock(p("/db/LOCK")).unwrap();
+    d.fail(SimOp::Write, 1, SimFault::Eio, true);
+    let copy = d.fork(1);
+    assert_eq!(copy.list_files(), d.list_files());
+    assert_eq!(copy.read_file("/db/a").unwrap(), b"synced+live");
+    // Its own disk: no lock held, no fault armed, and changes stay apart.
+    let _other = copy.lock(p("/db/LOCK")).unwrap();
+    let g = copy.open(p("/db/a"), true).unwrap();
+    g.write_all_at(b"!", 0).unwrap();
+    assert_eq!(copy.read_file("/db/a").unwrap(), b"!ynced+live");
+    assert_eq!(d.read_file("/db/a").unwrap(), b"synced+live");
+    // Durable images are copied too.
+    copy.power_loss(false);
+    assert_eq!(copy.read_file("/db/a").unwrap(), b"synced");
+    assert_eq!(
+        errno(f.write_all_at(b"x", 0)),
+        Some(EIO),
+        "the original keeps its fault"
+    );
+}
