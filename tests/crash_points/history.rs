@@ -2,13 +2,16 @@
 //!
 //! A workload is a list of [`Step`]s run one after another; the state it
 //! builds is a map from partition name to that partition's key-value pairs.
-//! When the disk stops during step `i`, every step before `i` was
-//! acknowledged (so it must survive, under `Durability::Always`) and step `i`
-//! is in doubt: [`candidates`] lists the states the reopened database may
-//! show — the prefix without step `i`, and with it (for a group of
-//! concurrent puts: with any subset of its unacknowledged members).
+//! Each step of a run has a [`Fate`]: acknowledged (so it must survive,
+//! under `Durability::Always`), refused, or in doubt (it failed after
+//! starting I/O). [`possible`] lists the states a reopened database may
+//! show: the acknowledged steps in order, with or without each doubtful
+//! one (for a group of concurrent puts: with any subset of its
+//! unacknowledged members). When a disk stops during step `i`, the steps
+//! before `i` are acknowledged and `i` is in doubt.
+#![allow(dead_code)] // each test binary uses a part
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Partition name → key → value.
 pub type State = BTreeMap<String, BTreeMap<String, String>>;
@@ -35,108 +38,98 @@ pub enum Step {
 }
 
 impl Step {
-    /// Applies the whole step to `state`.
-    pub fn apply(&self, state: &mut State) {
+    /// Applies the whole step to `state`; `false` if it cannot apply there
+    /// (a partition used before it exists, created twice, dropped twice):
+    /// such a branch of history is impossible.
+    pub fn apply(&self, state: &mut State) -> bool {
         match self {
-            Step::Create(p) => {
-                state.entry(p.clone()).or_default();
-            }
-            Step::Drop(p) => {
-                state.remove(p);
-            }
+            Step::Create(p) => state.insert(p.clone(), BTreeMap::new()).is_none(),
+            Step::Drop(p) => state.remove(p).is_some(),
             Step::Put(p, k, v) => put(state, p, k, v),
-            Step::Delete(p, k) => {
-                part(state, p).remove(k);
-            }
-            Step::Batch(p, ops) => {
-                for (k, v) in ops {
-                    match v {
-                        Some(v) => put(state, p, k, v),
-                        None => {
-                            part(state, p).remove(k);
-                        }
-                    }
-                }
-            }
-            Step::Group(p, puts) => puts.iter().for_each(|(k, v)| put(state, p, k, v)),
-            Step::Compact(_) | Step::Reopen => {}
+            Step::Delete(p, k) => state.get_mut(p).map(|kv| kv.remove(k)).is_some(),
+            Step::Batch(p, ops) => ops.iter().all(|(k, v)| match v {
+                Some(v) => put(state, p, k, v),
+                None => state.get_mut(p).map(|kv| kv.remove(k)).is_some(),
+            }),
+            Step::Group(p, puts) => puts.iter().all(|(k, v)| put(state, p, k, v)),
+            Step::Compact(p) => state.contains_key(p),
+            Step::Reopen => true,
         }
     }
 }
 
-fn part<'a>(state: &'a mut State, p: &str) -> &'a mut BTreeMap<String, String> {
+fn put(state: &mut State, p: &str, k: &str, v: &str) -> bool {
     state
         .get_mut(p)
-        .unwrap_or_else(|| panic!("workload bug: {p} used before it is created"))
+        .map(|kv| kv.insert(k.to_owned(), v.to_owned()))
+        .is_some()
 }
 
-fn put(state: &mut State, p: &str, k: &str, v: &str) {
-    part(state, p).insert(k.to_owned(), v.to_owned());
+/// What became of one step of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Acknowledged: applied, durably.
+    Acked,
+    /// Refused before any I/O, or never issued: not applied.
+    Refused,
+    /// Failed: it may or may not have been applied.
+    Doubtful,
+    /// A group of puts: which members were acknowledged (the others are
+    /// in doubt, each on its own).
+    Members(Vec<bool>),
+    /// A group of puts of which exactly the acknowledged members applied
+    /// (what a live process shows: failed members are never published).
+    Only(Vec<bool>),
 }
 
-/// How far a run got before the disk stopped.
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    /// The first step that failed (`None`: every step was acknowledged).
-    /// The database's own open counts as a step before step 0: if it failed,
-    /// `failed` is `Some(0)` and `opened` is false.
-    pub failed: Option<usize>,
-    /// Whether the first open of the database succeeded.
-    pub opened: bool,
-    /// For a failed [`Step::Group`]: which members were acknowledged.
-    pub acked_members: Vec<bool>,
-    /// Steps acknowledged.
-    pub acked: usize,
-}
-
-/// The states a reopened database may show after `outcome`.
-pub fn candidates(steps: &[Step], outcome: &Outcome) -> Vec<State> {
-    let mut base = State::new();
-    let Some(i) = outcome.failed else {
-        steps.iter().for_each(|s| s.apply(&mut base));
-        return vec![base];
+/// Every state the history allows: acknowledged steps applied in order,
+/// each doubtful one (or doubtful group member) applied or not.
+///
+/// # Panics
+/// If more than 4,096 states are possible (too many doubts for a check).
+pub fn possible(steps: &[Step], fates: &[Fate]) -> Vec<State> {
+    let mut states = BTreeSet::from([State::new()]);
+    let applied = |states: &BTreeSet<State>, step: &Step| -> BTreeSet<State> {
+        let mut out = BTreeSet::new();
+        for s in states {
+            let mut s = s.clone();
+            if step.apply(&mut s) {
+                out.insert(s);
+            }
+        }
+        out
     };
-    steps[..i].iter().for_each(|s| s.apply(&mut base));
-    if !outcome.opened {
-        return vec![base];
-    }
-    match &steps[i] {
-        Step::Group(p, puts) => {
-            // Acknowledged members are durable; the others may or may not be.
-            let acked = |j: usize| outcome.acked_members.get(j).copied().unwrap_or(false);
-            for (j, (k, v)) in puts.iter().enumerate() {
-                if acked(j) {
-                    put(&mut base, p, k, v);
-                }
+    for (step, fate) in steps.iter().zip(fates) {
+        states = match fate {
+            Fate::Acked => applied(&states, step),
+            Fate::Refused => states,
+            Fate::Doubtful => {
+                let mut both = applied(&states, step);
+                both.extend(states);
+                both
             }
-            let doubtful: Vec<&(String, String)> = puts
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| !acked(*j))
-                .map(|(_, kv)| kv)
-                .collect();
-            (0u32..1 << doubtful.len())
-                .map(|mask| {
-                    let mut s = base.clone();
-                    for (j, (k, v)) in doubtful.iter().enumerate() {
-                        if mask & (1 << j) != 0 {
-                            put(&mut s, p, k, v);
-                        }
+            Fate::Members(acked) | Fate::Only(acked) => {
+                let Step::Group(p, puts) = step else {
+                    panic!("members of a non-group {step:?}")
+                };
+                let doubt = matches!(fate, Fate::Members(_));
+                for ((k, v), &ok) in puts.iter().zip(acked) {
+                    if !ok && !doubt {
+                        continue;
                     }
-                    s
-                })
-                .collect()
-        }
-        step => {
-            let mut with = base.clone();
-            step.apply(&mut with);
-            if with == base {
-                vec![base]
-            } else {
-                vec![base, with]
+                    let one = Step::Put(p.clone(), k.clone(), v.clone());
+                    let mut next = applied(&states, &one);
+                    if !ok {
+                        next.extend(states);
+                    }
+                    states = next;
+                }
+                states
             }
-        }
+        };
+        assert!(states.len() <= 4096, "too many possible states");
     }
+    states.into_iter().collect()
 }
 
 /// A readable account of how `got` differs from each candidate, for a
@@ -145,20 +138,12 @@ pub fn explain(got: &State, allowed: &[State]) -> String {
     let mut out = String::new();
     for (n, want) in allowed.iter().enumerate() {
         out.push_str(&format!("candidate {n}:"));
-        for p in got
-            .keys()
-            .chain(want.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
+        for p in got.keys().chain(want.keys()).collect::<BTreeSet<_>>() {
             match (got.get(p), want.get(p)) {
                 (Some(_), None) => out.push_str(&format!(" partition {p} should be gone;")),
                 (None, Some(_)) => out.push_str(&format!(" partition {p} missing;")),
                 (Some(g), Some(w)) => {
-                    for k in g
-                        .keys()
-                        .chain(w.keys())
-                        .collect::<std::collections::BTreeSet<_>>()
-                    {
+                    for k in g.keys().chain(w.keys()).collect::<BTreeSet<_>>() {
                         if g.get(k) != w.get(k) {
                             out.push_str(&format!(" {p}/{k}: got {:?} want {:?};", g.get(k), w.get(k)));
                         }
