@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use caskade::{Db, Error, Partition, SimDisk};
+use caskade::{CompactionScheduler, Db, Durability, Error, Partition, SimDisk};
 
 use super::crash_harness::{ROOT, assert_only_listed, eager, open, read_state};
 use super::history::{Fate, State, Step, explain};
@@ -14,7 +14,19 @@ use super::history::{Fate, State, Step, explain};
 /// leaves it closed: every later step is refused).
 pub struct Session {
     disk: SimDisk,
+    durability: Durability,
     db: Option<Db>,
+}
+
+/// Opens the database on `disk` with `durability` and no scheduled
+/// compaction.
+async fn open_with(disk: &SimDisk, durability: Durability) -> caskade::Result<Db> {
+    Db::builder(ROOT)
+        .simulated_disk(disk.clone())
+        .compaction_scheduler(CompactionScheduler::disabled())
+        .durability(durability)
+        .open()
+        .await
 }
 
 /// The result of one step: what became of it, and its error if it failed.
@@ -28,9 +40,15 @@ pub struct Done {
 impl Session {
     /// Opens the database on `disk` (a failed open gives a closed session).
     pub async fn open(disk: &SimDisk) -> Self {
-        let db = open(disk).await.ok();
+        Self::open_with(disk, Durability::Always).await
+    }
+
+    /// [`Session::open`] with another durability policy.
+    pub async fn open_with(disk: &SimDisk, durability: Durability) -> Self {
+        let db = open_with(disk, durability).await.ok();
         Session {
             disk: disk.clone(),
+            durability,
             db,
         }
     }
@@ -56,7 +74,7 @@ impl Session {
         };
         if let Step::Reopen = step {
             let closed = self.db.take().expect("open").close().await;
-            self.db = open(&self.disk).await.ok();
+            self.db = open_with(&self.disk, self.durability).await.ok();
             return match (closed, self.db.is_some()) {
                 (Ok(()), true) => Done {
                     fate: Fate::Acked,

@@ -17,7 +17,10 @@
 //!   survives another power loss.
 //!
 //! Each crash point is also tried as a process crash (`kill -9`: the page
-//! cache survives, so unsynced writes may be recovered).
+//! cache survives, so unsynced writes may be recovered), under
+//! `Durability::Always` and under `Durability::OsBuffered` (which never
+//! fsyncs before acknowledging, but writes first: a process crash loses no
+//! acknowledged write under any policy).
 //!
 //! A second crash during recovery: at every crash point the recovery itself
 //! is stopped at a random one of its operations (at three with
@@ -37,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use caskade::SimDisk;
+use caskade::{Durability, SimDisk};
 use driver::{Session, Tally, check, recover};
 use history::{Fate, Step, possible};
 use rand::rngs::StdRng;
@@ -49,9 +52,9 @@ static PANICS: AtomicU64 = AtomicU64::new(0);
 /// Runs `steps` on `disk` until a step fails; closes the database. The
 /// fates: acknowledged up to the failed step, which is in doubt, and
 /// refused after it.
-async fn run(disk: &SimDisk, steps: &[Step]) -> (Vec<Fate>, Option<usize>) {
+async fn run(disk: &SimDisk, steps: &[Step], durability: Durability) -> (Vec<Fate>, Option<usize>) {
     let mut fates = vec![Fate::Refused; steps.len()];
-    let mut session = Session::open(disk).await;
+    let mut session = Session::open_with(disk, durability).await;
     if !session.is_open() {
         return (fates, Some(0));
     }
@@ -73,7 +76,7 @@ async fn run(disk: &SimDisk, steps: &[Step]) -> (Vec<Fate>, Option<usize>) {
 /// Explores every crash point of one workload.
 async fn explore(name: &str, wi: u64, steps: &[Step], soak: bool, t: &mut Tally) {
     let disk = SimDisk::with_seed(wi);
-    let (_, failed) = run(&disk, steps).await;
+    let (_, failed) = run(&disk, steps, Durability::Always).await;
     assert_eq!(
         failed, None,
         "{name}: the workload fails without a crash at step {failed:?}"
@@ -84,7 +87,7 @@ async fn explore(name: &str, wi: u64, steps: &[Step], soak: bool, t: &mut Tally)
         // Power loss at step k, and a second crash during its recovery.
         let disk = SimDisk::with_seed(wi << 32 | k);
         disk.halt_after(k);
-        let (fates, failed) = run(&disk, steps).await;
+        let (fates, failed) = run(&disk, steps, Durability::Always).await;
         disk.power_loss(true);
         disk.clear_faults();
         let allowed = possible(steps, &fates);
@@ -108,10 +111,19 @@ async fn explore(name: &str, wi: u64, steps: &[Step], soak: bool, t: &mut Tally)
         // A process crash (kill -9) at step k: the page cache survives.
         let disk = SimDisk::with_seed(wi << 32 | k);
         disk.halt_after(k);
-        let (fates, failed) = run(&disk, steps).await;
+        let (fates, failed) = run(&disk, steps, Durability::Always).await;
         disk.process_crash();
         disk.clear_faults();
         let ctx = format!("{name}: process crash after op {k}/{n} (step {failed:?})");
+        check(&disk, &possible(steps, &fates), t, &ctx).await;
+        // The same under `OsBuffered`: no fsync before acknowledging, but the
+        // bytes are written first, so a process crash loses nothing acknowledged.
+        let disk = SimDisk::with_seed(wi << 32 | k);
+        disk.halt_after(k);
+        let (fates, failed) = run(&disk, steps, Durability::OsBuffered).await;
+        disk.process_crash();
+        disk.clear_faults();
+        let ctx = format!("{name}: process crash after op {k}/{n} (step {failed:?}), OsBuffered");
         check(&disk, &possible(steps, &fates), t, &ctx).await;
     }
 }
