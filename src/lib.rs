@@ -55,6 +55,7 @@ mod error;
 mod events;
 mod format;
 mod index;
+mod inspect;
 mod name;
 mod options;
 mod partition;
@@ -75,6 +76,9 @@ pub use config::{Durability, MAX_KEY_LEN};
 pub use db::{Db, DbBuilder, PartitionInfo};
 pub use error::{Error, Result};
 pub use events::{EVENT_BUFFER, Event, Events};
+pub use inspect::{
+    CheckReport, FileFigures, InspectReport, OfflineDb, PartitionFigures, Problem, ProblemKind, Severity,
+};
 pub use options::{CompactionOptions, PartitionOptions, Persistence, Schema};
 pub use partition::{Batch, Partition, Snapshot, SnapshotIter};
 pub use stats::{DbStats, PartitionStats};
