@@ -151,6 +151,17 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
+/// Offset of the last record of an undamaged catalog (32-byte header;
+/// records of 8 bytes plus the body length at 4..8).
+fn last_catalog_record(bytes: &[u8]) -> usize {
+    let (mut at, mut last) = (32, 32);
+    while at < bytes.len() {
+        last = at;
+        at += 8 + u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+    }
+    last
+}
+
 /// Every file's content: to prove a check changed nothing.
 fn contents(disk: &SimDisk) -> Vec<(PathBuf, Option<Vec<u8>>)> {
     disk.list_files()
@@ -486,19 +497,18 @@ async fn every_damage_is_reported_as_its_kind_and_path() {
     let f = fixture().await;
     let ids = data_ids(&f.disk, &f.part);
     let active = *ids.last().unwrap();
+    let catalog = Path::new(ROOT).join("CATALOG");
     let targets = [
         (data(&f.part, 1), vec![ProblemKind::DataCorrupt]),
-        (
-            data(&f.part, active),
-            vec![ProblemKind::DataCorrupt, ProblemKind::TornTail],
-        ),
+        // One flipped byte fails a checksum: never a provably torn end.
+        (data(&f.part, active), vec![ProblemKind::DataCorrupt]),
         (hint(&f.part, 2), vec![ProblemKind::HintCorrupt]),
         (f.part.join("MANIFEST"), vec![ProblemKind::ManifestCorrupt]),
-        (
-            Path::new(ROOT).join("CATALOG"),
-            vec![ProblemKind::CatalogCorrupt, ProblemKind::CatalogTornTail],
-        ),
+        (catalog.clone(), vec![ProblemKind::CatalogCorrupt]),
     ];
+    // A flipped length of the catalog's last record may read as a torn
+    // append (a known limitation: ARCHITECTURE.md).
+    let last_len = last_catalog_record(&f.disk.read_file(&catalog).unwrap()) + 4;
     for (path, kinds) in &targets {
         let good = f.disk.read_file(path).unwrap();
         for at in (0..good.len()).step_by(step.max(1)) {
@@ -506,7 +516,10 @@ async fn every_damage_is_reported_as_its_kind_and_path() {
             let got = run_check(&f.disk);
             f.disk.write_file(path, &good).unwrap();
             cases += 1;
-            let exact = !got.is_empty() && got.iter().all(|(k, p, _)| p == path && kinds.contains(k));
+            let torn_ok = *path == catalog && (last_len..last_len + 4).contains(&at);
+            let allowed =
+                |k: &ProblemKind| kinds.contains(k) || (torn_ok && *k == ProblemKind::CatalogTornTail);
+            let exact = !got.is_empty() && got.iter().all(|(k, p, _)| p == path && allowed(k));
             if !exact {
                 missed.push(format!("flip of {} at {at}: {got:?}", path.display()));
             }
