@@ -35,8 +35,8 @@ fn json(args: &[&str], dir: &Path) -> (i32, Json) {
 }
 
 /// A closed database with partition `p`: 300 keys written, 100
-/// overwritten, 30 deleted, over several 4 KiB files. Returns the
-/// partition's directory.
+/// overwritten, 30 deleted, over several 4 KiB files, and a dropped
+/// partition (id 2). Returns `p`'s directory.
 async fn database(root: &Path) -> PathBuf {
     let db = common::open_small_files(root).await.unwrap();
     let p = db.partition("p").await.unwrap();
@@ -52,6 +52,9 @@ async fn database(root: &Path) -> PathBuf {
         p.delete(format!("key-{i:04}")).await.unwrap();
     }
     let dir = common::partition_dir(&db, "p");
+    // Id 2 is handed out and dropped: a directory under it is a leftover.
+    db.partition("gone").await.unwrap().put("k", "v").await.unwrap();
+    db.drop_partition("gone").await.unwrap();
     db.close().await.unwrap();
     dir
 }
@@ -115,6 +118,24 @@ async fn exit_codes_and_json() {
     assert_eq!((code, kinds(&report)), (0, vec!["torn_tail".to_owned()]));
     assert_eq!(caskade(&["check", "--strict"], &root).0, 1);
     std::fs::write(&active, &clean_active).unwrap();
+
+    // A missing hint and a dropped partition's directory are warnings; a
+    // directory under an id never handed out is an error.
+    let hint = part.join("00000001.hint");
+    let kept_hint = std::fs::read(&hint).unwrap();
+    std::fs::remove_file(&hint).unwrap();
+    let (code, report) = json(&["check", "--json"], &root);
+    assert_eq!((code, kinds(&report)), (0, vec!["hint_missing".to_owned()]));
+    std::fs::write(&hint, kept_hint).unwrap();
+    for (id, kind, exit) in [(2, "dropped_partition", 0), (0xff, "uncatalogued_partition", 1)] {
+        let dir = root.join("partitions").join(format!("{id:016x}"));
+        std::fs::create_dir(&dir).unwrap();
+        let (code, report) = json(&["check", "--json"], &root);
+        assert_eq!((code, kinds(&report)), (exit, vec![kind.to_owned()]));
+        assert_eq!(report["problems"].items()[0]["path"].str(), dir.to_str().unwrap());
+        std::fs::remove_dir(&dir).unwrap();
+    }
+    assert_eq!(caskade(&["check", "--strict"], &root).0, 0, "all restored");
 
     // Damage: exit 1, the problem named in the table and the JSON.
     let mut sealed = std::fs::read(data(1)).unwrap();

@@ -437,6 +437,14 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "a kept copy of a cut tail",
+        damage: |f| {
+            let path = f.part.join("00000003.data.dropped-100-0");
+            f.disk.write_file(&path, b"kept").unwrap();
+            vec![(ProblemKind::KeptTail, path, None)]
+        },
+    },
+    Case {
         name: "torn record at the end of the active file",
         damage: |f| {
             let path = data(&f.part, *data_ids(&f.disk, &f.part).last().unwrap());
