@@ -27,7 +27,8 @@ pub struct InspectArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Show only this partition (by name).
+    /// Show only this partition (by name); the problems listed, and the
+    /// exit code, are still those of the whole database.
     #[arg(long, value_name = "NAME")]
     pub partition: Option<String>,
 }
