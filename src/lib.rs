@@ -19,6 +19,9 @@
 //!   invisible to [`Partition`] handles. A durable **catalog** records which
 //!   partitions exist, with their [`PartitionOptions`] (schema, memory-only
 //!   persistence, durability).
+//! - **Offline tools**: [`OfflineDb`] checks a closed database's checksums
+//!   and index consistency, and reports its partitions' files, live and dead
+//!   bytes and keys, without changing anything (`caskade check` / `inspect`).
 //!
 //! caskade is not a SQL database, has no range scans (keys are hashed), and
 //! keeps every live key in memory.
