@@ -27,7 +27,7 @@ use crate::partition::files::{read_all, replace_atomically, sync_parent};
 use crate::storage::{Backend, Storage, StorageFile};
 
 /// Largest catalog file accepted at open (about a million partitions).
-const MAX_CATALOG_LEN: u64 = 1 << 30;
+pub(crate) const MAX_CATALOG_LEN: u64 = 1 << 30;
 /// A rewrite happens when dead records exceed both this and the live ones.
 const REWRITE_MIN_DEAD: usize = 1024;
 

@@ -144,6 +144,14 @@ pub enum Error {
     /// The database or partition was closed.
     #[error("the database is closed")]
     Closed,
+    /// The directory is not a caskade database (it holds neither a catalog
+    /// nor a partitions directory): returned by the offline tools
+    /// ([`OfflineDb`](crate::OfflineDb)), which never create one.
+    #[error("{path:?} is not a caskade database directory")]
+    NotADatabase {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A builder setting is out of range.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {

@@ -19,6 +19,9 @@
 //!   invisible to [`Partition`] handles. A durable **catalog** records which
 //!   partitions exist, with their [`PartitionOptions`] (schema, memory-only
 //!   persistence, durability).
+//! - **Offline tools**: [`OfflineDb`] checks a closed database's checksums
+//!   and index consistency, and reports its partitions' files, live and dead
+//!   bytes and keys, without changing anything (`caskade check` / `inspect`).
 //!
 //! caskade is not a SQL database, has no range scans (keys are hashed), and
 //! keeps every live key in memory.
@@ -55,6 +58,7 @@ mod error;
 mod events;
 mod format;
 mod index;
+mod inspect;
 mod name;
 mod options;
 mod partition;
@@ -75,6 +79,9 @@ pub use config::{Durability, MAX_KEY_LEN};
 pub use db::{Db, DbBuilder, PartitionInfo};
 pub use error::{Error, Result};
 pub use events::{EVENT_BUFFER, Event, Events};
+pub use inspect::{
+    CheckReport, FileFigures, InspectReport, OfflineDb, PartitionFigures, Problem, ProblemKind, Severity,
+};
 pub use options::{CompactionOptions, PartitionOptions, Persistence, Schema};
 pub use partition::{Batch, Partition, Snapshot, SnapshotIter};
 pub use stats::{DbStats, PartitionStats};

@@ -18,7 +18,7 @@ use crate::supervisor::scheduler::CompactionScheduler;
 use super::Db;
 
 /// The lock file in the root directory.
-const LOCK_NAME: &str = "LOCK";
+pub(crate) const LOCK_NAME: &str = "LOCK";
 
 /// Settings for opening a [`Db`]; every setter consumes and returns the
 /// builder and states its default. Values are validated by [`DbBuilder::open`].

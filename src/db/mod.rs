@@ -23,6 +23,7 @@ use crate::supervisor::{self, Supervisor};
 use crate::sync::Ordering;
 
 pub use builder::DbBuilder;
+pub(crate) use builder::LOCK_NAME;
 
 /// An open database: a directory of partitions, locked for exclusive use.
 ///

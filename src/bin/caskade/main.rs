@@ -54,11 +54,20 @@
 //! Disk footprint after overwrites with the compaction scheduler on, and
 //! reads and writes with and without a compaction running: see the
 //! `compaction` module.
+//!
+//! # `caskade check <dir>` and `caskade inspect <dir>`
+//!
+//! Read-only operator tools over a closed database: `check` verifies every
+//! checksum and the index's consistency (exit 0 clean, 1 problems found, 2
+//! could not check); `inspect` shows partitions, files, live and dead bytes
+//! and keys. Both take `--json`: see the `check` and `inspect` modules.
 
 mod bench;
+mod check;
 mod compaction;
 mod footprint;
 mod grid;
+mod inspect;
 mod limits;
 mod partitions;
 mod plan;
@@ -102,6 +111,10 @@ enum Command {
     Partitions(partitions::PartitionsArgs),
     /// Benchmark compaction: disk footprint, and reads and writes during a compaction.
     Compaction(compaction::CompactionArgs),
+    /// Verify every checksum of a closed database and its index's consistency (read-only).
+    Check(check::CheckArgs),
+    /// Show the partitions, files, live and dead bytes and keys of a closed database (read-only).
+    Inspect(inspect::InspectArgs),
 }
 
 /// Options of `caskade bench`.
@@ -226,6 +239,9 @@ fn main() -> ExitCode {
         Command::Bench(args) => ("bench", run_bench(&args)),
         Command::Partitions(args) => ("partitions", run_partitions(&args)),
         Command::Compaction(args) => ("compaction", run_compaction(&args)),
+        // Their own exit codes: 0 clean, 1 problems found, 2 could not check.
+        Command::Check(args) => return check::run(&args),
+        Command::Inspect(args) => return inspect::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
