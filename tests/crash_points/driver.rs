@@ -72,8 +72,18 @@ impl Session {
                 open_failed: false,
             };
         };
-        if let Step::Reopen = step {
+        if let Step::Reopen | Step::TearTail(_) = step {
+            let dir = match step {
+                Step::TearTail(p) => match db.describe_partition(p) {
+                    Ok(info) => info.dir,
+                    Err(e) => return not_opened(e),
+                },
+                _ => None,
+            };
             let closed = self.db.take().expect("open").close().await;
+            if let (Ok(()), Some(dir)) = (&closed, dir) {
+                tear_tail(&self.disk, &dir);
+            }
             self.db = open_with(&self.disk, self.durability).await.ok();
             return match (closed, self.db.is_some()) {
                 (Ok(()), true) => Done {
@@ -102,6 +112,31 @@ impl Session {
         if let Some(db) = self.db.take() {
             let _ = db.close().await;
         }
+    }
+}
+
+/// Size of a data file's header (`format/data_file.rs`).
+const DATA_FILE_HEADER: usize = 32;
+
+/// Appends 11 zero bytes (less than a record header: a record cut short
+/// by the end of the file) to the newest data file in `dir`, durably and
+/// without counting an operation, if it holds records.
+
+fn tear_tail(disk: &SimDisk, dir: &Path) {
+    let newest = disk
+        .list_files()
+        .into_iter()
+        .filter(|f| f.parent() == Some(dir) && f.extension().is_some_and(|e| e == "data"))
+        .max();
+    if let Some(f) = newest {
+        let mut bytes = disk.read_file(&f).expect("listed");
+        if bytes.len() <= DATA_FILE_HEADER {
+            // No record appended yet: perhaps its partition never opened
+            // (its manifest was never made durable). A crash cannot tear it.
+            return;
+        }
+        bytes.extend_from_slice(&[0; 11]);
+        disk.write_file(&f, &bytes).expect("rewrite");
     }
 }
 
@@ -210,7 +245,7 @@ async fn exec(db: &Db, step: &Step) -> Done {
             Ok(h) => done(h.compact().await.map(drop)),
             Err(e) => not_opened(e),
         },
-        Step::Reopen => unreachable!("Session::step reopens"),
+        Step::Reopen | Step::TearTail(_) => unreachable!("Session::step reopens"),
     }
 }
 

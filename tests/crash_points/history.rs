@@ -35,6 +35,10 @@ pub enum Step {
     Compact(String),
     /// Close the database and open it again: no logical change.
     Reopen,
+    /// Close the database, leave a record cut short at the end of the
+    /// partition's newest data file (as a crash mid-append would), open it
+    /// again: recovery truncates it (`set_len`); no logical change.
+    TearTail(String),
 }
 
 impl Step {
@@ -52,7 +56,7 @@ impl Step {
                 None => state.get_mut(p).map(|kv| kv.remove(k)).is_some(),
             }),
             Step::Group(p, puts) => puts.iter().all(|(k, v)| put(state, p, k, v)),
-            Step::Compact(p) => state.contains_key(p),
+            Step::Compact(p) | Step::TearTail(p) => state.contains_key(p),
             Step::Reopen => true,
         }
     }

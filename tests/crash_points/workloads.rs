@@ -61,13 +61,17 @@ pub fn batches() -> Vec<Step> {
 }
 
 /// Puts across rotations with reopens in between (recovery from hints and
-/// from the rotated active file), then more writes on the reopened files.
+/// from the rotated active file, and of a torn tail), then more writes on
+/// the reopened files.
 pub fn rotation() -> Vec<Step> {
     let mut s = vec![Step::Create("p".into())];
     for i in 0..120 {
         s.push(put("p", i % 16, "rot", i));
         if i % 30 == 29 {
             s.push(Step::Reopen);
+        }
+        if i % 30 == 14 {
+            s.push(Step::TearTail("p".into()));
         }
         if i % 9 == 4 {
             s.push(Step::Delete("p".into(), key((i + 3) % 16)));
@@ -155,6 +159,7 @@ pub fn mixed(seed: u64, len: usize) -> Vec<Step> {
                 live[w] = false;
                 Step::Drop(p.into())
             }
+            96..98 => Step::TearTail(p.into()),
             _ => Step::Reopen,
         });
     }

@@ -74,6 +74,8 @@ struct Counts {
     reads_checked: u64,
     read_errors: u64,
     unpoisoned: u64,
+    /// Operations of each kind in the fault-free runs (the k's range).
+    per_kind: BTreeMap<String, u64>,
     unopened: u64,
     visible_wrong: u64,
 }
@@ -167,7 +169,7 @@ async fn case(
             }
         }
         match step {
-            Step::Reopen if session.is_open() => {
+            Step::Reopen | Step::TearTail(_) if session.is_open() => {
                 poisoned.clear();
                 last_reopen = i;
             }
@@ -248,6 +250,7 @@ async fn matrix(name: &str, wi: u64, steps: &[Step], soak: bool, c: &mut Counts,
     let mut seed = wi << 32;
     for (kind, faults) in MATRIX {
         let n = disk.op_count(kind);
+        *c.per_kind.entry(format!("{kind:?}")).or_default() += n;
         for &fault in faults {
             for persistent in [false, true] {
                 for k in spread(n, soak) {
@@ -311,6 +314,17 @@ fn every_fault_is_reported_poisons_and_recovers_to_a_valid_prefix() {
             *absorbed.entry(k.clone()).or_default() += n;
         }
     }
+    let mut per_kind = BTreeMap::<String, u64>::new();
+    for (c, _) in &all {
+        for (k, n) in &c.per_kind {
+            *per_kind.entry(k.clone()).or_default() += n;
+        }
+    }
+    println!("io_faults: operations per kind in the fault-free runs: {per_kind:?}");
+    assert!(
+        per_kind.values().all(|&n| n > 0),
+        "a kind is never exercised: {per_kind:?}"
+    );
     let panics = PANICS.load(Ordering::SeqCst);
     println!("io_faults: absorbed (fault fired, step acknowledged, checked durable): {absorbed:?}");
     println!(
