@@ -14,6 +14,7 @@ pub(super) const MAX_FILE_LEN: u64 = 1 << 32;
 pub(super) type Ino = u64;
 pub(super) const ROOT: Ino = 0;
 
+#[derive(Clone)]
 pub(super) struct FileNode {
     /// Live content.
     pub(super) data: Vec<u8>,
@@ -68,7 +69,7 @@ impl FileNode {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct DirNode {
     pub(super) live: BTreeMap<String, Ino>,
     pub(super) durable: BTreeMap<String, Ino>,
