@@ -212,12 +212,34 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             );
         }
     }
+    // Hostile input: records with this file's salt (so their checksums
+    // hold) but a sequence number no partition can have reached (≥ 2^63).
+    // The control case, a forged record with a plausible seq, is accepted
+    // like any append and is not swept here.
+    let salt = ledger::file_salt(b);
+    for seq in [1 << 63, u64::MAX - 1, u64::MAX] {
+        let forged = ledger::forge_record(salt, seq, 0, b"forged", b"hostile");
+        tail(format!("forged record of seq {seq}"), &forged);
+        let tomb = ledger::forge_record(salt, seq, 1, b"s01", b"");
+        tail(format!("forged tombstone of seq {seq}"), &tomb);
+    }
     for n in [1, 7, 25, 60] {
         let garbage: Vec<u8> = (0..n).map(|_| rng.random()).collect();
         tail(
             format!("{n} bytes of garbage, then a valid copy of the last record"),
             &[&garbage[..], last_rec].concat(),
         );
+    }
+    // A cut anywhere in the last three write sets, then garbage: the torn
+    // part stays dropped whatever follows it.
+    let from = fx.ledger.places(P, fx.active).iter().rev().nth(3).unwrap().end as usize;
+    for t in from..b.len() {
+        let garbage: Vec<u8> = (0..16).map(|_| rng.random()).collect();
+        out.push(Case {
+            what: format!("truncated at {t}, then 16 bytes of garbage"),
+            content: [&b[..t], &garbage[..]].concat(),
+            cut: t as u64,
+        });
     }
     out
 }

@@ -326,3 +326,33 @@ impl Diff {
         self.wrong + self.lost + self.resurrected == 0
     }
 }
+
+/// The salt of a data file, from its header (bytes 16..24).
+pub fn file_salt(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[16..24].try_into().unwrap())
+}
+
+/// A record encoded independently of the engine (src/format/record.rs):
+/// header CRC over salt and bytes 4..25, body CRC over salt, bytes 8..25,
+/// key and value; seq at 8, flags at 16, key and value lengths at 17, 21.
+/// With the right salt it is a valid record of that file: hostile input.
+pub fn forge_record(salt: u64, seq: u64, flags: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut r = vec![0u8; 8];
+    r.extend_from_slice(&seq.to_le_bytes());
+    r.push(flags);
+    r.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    r.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    let crc = |parts: &[&[u8]]| {
+        let mut h = crc32fast::Hasher::new();
+        parts.iter().for_each(|p| h.update(p));
+        h.finalize()
+    };
+    let salt = salt.to_le_bytes();
+    let body = crc(&[&salt, &r[8..], key, value]);
+    r[4..8].copy_from_slice(&body.to_le_bytes());
+    let head = crc(&[&salt, &r[4..]]);
+    r[..4].copy_from_slice(&head.to_le_bytes());
+    r.extend_from_slice(key);
+    r.extend_from_slice(value);
+    r
+}
