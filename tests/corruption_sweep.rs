@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caskade::{CompactionScheduler, Db, PartitionOptions, SimDisk};
-use ledger::{Diff, Ledger, Op, State, declared_cut};
+use ledger::{Cut, Diff, Ledger, Op, State, declared_cut};
 
 const ROOT: &str = "/db";
 /// The live partitions, in creation order; `DROPPED` is created and
@@ -194,7 +194,28 @@ fn readers(fx: &Fixture, file: &Path) -> Vec<&'static str> {
     }
 }
 
-async fn run_case(fx: &Fixture, file: &Path, bytes: Vec<u8>, seed: u64) -> Tally {
+/// The id of the data file at `path`, if it is one (`<8 digits>.data`).
+fn data_id(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_suffix(".data")?.parse().ok()
+}
+
+/// Checks where recovery declared a loss in partition `name` after the
+/// byte `at` of `file` was damaged: only in a damaged active file, exactly
+/// where the damaged write set starts — and there always, since every
+/// damaged record fails a checksum.
+fn check_cut(fx: &Fixture, name: &str, file: &Path, at: usize, cut: Option<Cut>) -> Option<String> {
+    let active = *fx.ledger.files(name).last().unwrap();
+    let damaged_active =
+        file.starts_with(&fx.dirs[name]) && data_id(file) == Some(active) && at as u64 >= ledger::FILE_HEADER;
+    let want = damaged_active.then(|| Cut {
+        file: active,
+        at: fx.ledger.valid_end(name, active, at as u64),
+    });
+    (cut != want).then(|| format!("loss declared at {cut:?}, expected {want:?}"))
+}
+
+async fn run_case(fx: &Fixture, file: &Path, at: usize, bytes: Vec<u8>, seed: u64) -> Tally {
     let mut t = Tally::default();
     let disk = fx.disk.fork(seed);
     disk.write_file(file, &bytes).unwrap();
@@ -226,6 +247,9 @@ async fn run_case(fx: &Fixture, file: &Path, bytes: Vec<u8>, seed: u64) -> Tally
             }
         };
         let cut = declared_cut(&disk, &fx.dirs[name]);
+        if let Some(problem) = check_cut(fx, name, file, at, cut) {
+            t.problems.push(format!("partition {name}: {problem}"));
+        }
         let want = fx.ledger.state_cut(name, cut);
         let full = fx.ledger.state(name);
         let mut diff = Diff::default();
@@ -280,7 +304,7 @@ async fn every_damaged_byte_reads_right_or_fails() {
                 total.cases += 1;
                 let what = format!("{} byte {at} {how}", path.display());
                 let (fx2, path2) = (Arc::clone(&fx), path.clone());
-                running.spawn(async move { (what, run_case(&fx2, &path2, bytes, seed).await) });
+                running.spawn(async move { (what, run_case(&fx2, &path2, at, bytes, seed).await) });
                 if running.len() >= width {
                     total.absorb(running.join_next().await.expect("a case runs"));
                 }
