@@ -307,6 +307,7 @@ async fn run_case(fx: &Fixture, case: &Case, seed: u64) -> Outcome {
         Ok(p) => p,
         Err(caskade::Error::Corrupt { .. }) if case.content.len() < FILE_HEADER as usize => {
             out.refused = true;
+            // The refusal was the check; how the close goes is not.
             let _ = db.close().await;
             return out;
         }
@@ -376,8 +377,8 @@ async fn run_case(fx: &Fixture, case: &Case, seed: u64) -> Outcome {
 }
 
 /// A new key, an overwrite and a delete of keys the recovered state holds.
-fn after_writes(state: &State, salt: u64) -> Vec<Op> {
-    let mut ops = vec![Op::put(format!("after-{salt}"), "written after recovery")];
+fn after_writes(state: &State, case_cut: u64) -> Vec<Op> {
+    let mut ops = vec![Op::put(format!("after-{case_cut}"), "written after recovery")];
     if let Some(k) = state.keys().next() {
         ops.push(Op::Put(k.clone(), b"overwritten after recovery".to_vec()));
     }
