@@ -10,7 +10,9 @@
 //!
 //! Only a torn append (the log ends inside a record, or in zeros) is cut
 //! off at open; any other damage is [`Error::Corrupt`]: silently forgetting
-//! a partition would make its directory look like an orphan.
+//! a partition would make its directory look like an orphan. A "torn" end
+//! followed by the directory of a partition the kept records never created
+//! is damage too (a length field made too large), not a torn append.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -91,7 +93,7 @@ impl Catalog {
             }
             Err(e) => return Err(e),
         };
-        let mut cat = Catalog::parse(backend, root, path, &bytes)?;
+        let mut cat = Catalog::parse(backend, root, path, &bytes, &dirs)?;
         // What was read may be only in the page cache (an append whose sync
         // failed before a crash): make it durable before anything builds on it.
         cat.file
@@ -106,7 +108,8 @@ impl Catalog {
         Ok(cat)
     }
 
-    fn parse(fs: &Backend, root: &Path, path: PathBuf, bytes: &[u8]) -> Result<Catalog> {
+    /// Decodes the log; `dirs` are the entries of the partitions directory.
+    fn parse(fs: &Backend, root: &Path, path: PathBuf, bytes: &[u8], dirs: &[String]) -> Result<Catalog> {
         let salt = decode_header(bytes).map_err(|e| Error::corrupt(&path, 0, e.0))?;
         let mut live: HashMap<u64, CatalogEntry> = HashMap::new();
         let mut names: HashMap<String, u64> = HashMap::new();
@@ -141,6 +144,26 @@ impl Catalog {
                 CatalogRecord::NextId(id) => next_id = next_id.max(id),
             }
             at += len;
+        }
+        // A torn append is a create or drop whose append never completed: a
+        // create's directory is made only after its record is durable. So a
+        // directory under an id the kept records never handed out means the
+        // "torn" record was a complete one with a damaged length, and
+        // cutting it would forget that partition (and every later record).
+        let unlisted = dirs
+            .iter()
+            .filter_map(|d| name::parse_dir_name(d))
+            .find(|&id| id >= next_id);
+        if at < bytes.len()
+            && let Some(id) = unlisted
+        {
+            return Err(Error::corrupt(
+                &path,
+                at as u64,
+                format!(
+                    "damaged catalog record: partition directory {id} exists but no record before it hands out its id"
+                ),
+            ));
         }
         let file = fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?;
         if at < bytes.len() {
@@ -371,6 +394,21 @@ mod tests {
             assert_eq!(names(&cat), [(1, "a".into()), (2, "b".into())]);
             assert_eq!(disk.read_file(&path).unwrap(), good, "the tail is cut");
         }
+        // A damaged length making the last create look torn: its partition's
+        // directory exists, so it is corruption, and nothing is cut.
+        let last = good.len() - 71; // The create of "b": 8 + 63 bytes.
+        let mut long = good.clone();
+        long[last + 4] = 0xFF;
+        disk.write_file(&path, &long).unwrap();
+        fs.create_dir(&name::partition_dir(&root, 2)).unwrap();
+        assert!(matches!(Catalog::open(&fs, &root), Err(Error::Corrupt { .. })));
+        assert_eq!(disk.read_file(&path).unwrap(), long, "nothing was cut");
+        // Without that directory (a create that never got further) it is
+        // a torn append, and cut.
+        fs.remove_dir(&name::partition_dir(&root, 2)).unwrap();
+        let cat = Catalog::open(&fs, &root).unwrap();
+        assert_eq!(names(&cat), [(1, "a".into())]);
+        drop(cat);
         // A flipped byte inside the first record is not a torn append.
         let mut bad = good.clone();
         bad[HEADER_LEN + 12] ^= 1;

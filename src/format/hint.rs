@@ -235,6 +235,9 @@ impl<'a> Cursor<'a> {
         let delta: i64 = self.varint()?;
         // Seqs are stored as wrapping differences: any u64 sequence round-trips.
         let seq = self.seq.wrapping_add(delta as u64);
+        if seq > record::MAX_SEQ {
+            return Err(FormatError("hint sequence number out of range"));
+        }
         let flags = *self
             .entries
             .get(self.at)

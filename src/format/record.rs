@@ -24,6 +24,10 @@ pub(crate) const FLAG_TOMBSTONE: u8 = 1;
 /// More records of the same atomic batch follow this one.
 pub(crate) const FLAG_BATCH_CONT: u8 = 2;
 const KNOWN_FLAGS: u8 = FLAG_TOMBSTONE | FLAG_BATCH_CONT;
+/// Highest sequence number a record may carry (2^63 − 1). No partition
+/// writes 2^63 records, so a larger one is damage or hostile input; refusing
+/// it keeps `max_seq + 1` and every later increment from overflowing.
+pub(crate) const MAX_SEQ: u64 = (1 << 63) - 1;
 
 /// The decoded, checksum-verified fixed header of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,9 @@ impl RecordHeader {
         };
         if header.flags & !KNOWN_FLAGS != 0 {
             return Err(FormatError("unknown record flags"));
+        }
+        if header.seq > MAX_SEQ {
+            return Err(FormatError("record sequence number out of range"));
         }
         if header.key_len == 0 || header.key_len as usize > max_key {
             return Err(FormatError("record key length out of range"));
@@ -185,6 +192,17 @@ mod tests {
                 bad[i] ^= 1 << bit;
                 assert!(decode(&bad, SALT, 1024, 1024).is_err(), "flip {i}:{bit} accepted");
             }
+        }
+    }
+
+    #[test]
+    fn seq_above_the_maximum_is_rejected() {
+        assert!(decode(&one(MAX_SEQ, 0, b"k", b"v"), SALT, 1024, 1024).is_ok());
+        for seq in [MAX_SEQ + 1, u64::MAX] {
+            assert_eq!(
+                decode(&one(seq, 0, b"k", b"v"), SALT, 1024, 1024).unwrap_err(),
+                FormatError("record sequence number out of range")
+            );
         }
     }
 

@@ -121,7 +121,6 @@ const DATA_FILE_HEADER: usize = 32;
 /// Appends 11 zero bytes (less than a record header: a record cut short
 /// by the end of the file) to the newest data file in `dir`, durably and
 /// without counting an operation, if it holds records.
-
 fn tear_tail(disk: &SimDisk, dir: &Path) {
     let newest = disk
         .list_files()

@@ -115,6 +115,46 @@ impl SimDisk {
         }
     }
 
+    /// A new, independent disk holding a deep copy of this one's files and
+    /// directories, live and durable images alike, so a test can build a
+    /// database once and damage a fresh copy per case. The copy has no open
+    /// handles, no locks, no armed faults and zeroed operation counts; its
+    /// torn-write randomness is seeded with `seed`, and it is not halted.
+    /// Later changes to either disk never reach the other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let disk = caskade::SimDisk::new();
+    /// let copy = disk.fork(7);
+    /// assert_eq!(copy.list_files(), disk.list_files());
+    /// ```
+    pub fn fork(&self, seed: u64) -> SimDisk {
+        let st = self.st();
+        let mut files = st.files.clone();
+        // Handles belong to the original's users, not to the copy.
+        files.values_mut().for_each(|f| f.open = 0);
+        let mut copy = State {
+            files,
+            dirs: st.dirs.clone(),
+            next_ino: st.next_ino,
+            epoch: st.epoch,
+            locks: HashMap::new(),
+            next_token: st.next_token,
+            rng: StdRng::seed_from_u64(seed),
+            counts: [0; OP_KINDS],
+            armed: Vec::new(),
+            injected: 0,
+            halt_at: None,
+            available: st.available,
+        };
+        // Inodes only the original's handles kept alive are not part of it.
+        copy.gc();
+        SimDisk {
+            state: Arc::new(Mutex::new(copy)),
+        }
+    }
+
     fn st(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not wedge the other users of the disk.
         // No operation panics halfway, so the state is consistent.
@@ -165,43 +205,6 @@ impl SimDisk {
     pub fn halt_after(&self, n: u64) {
         let mut st = self.st();
         st.halt_at = Some(st.counts.iter().sum::<u64>() + n);
-    }
-
-    /// An independent deep copy of this disk (files, directories, their
-    /// durable images, operation counts), with its own torn-write
-    /// randomness seeded by `seed`, no armed fault, no halt, and no open
-    /// handle or lock: as the machine would be after a reboot that lost
-    /// nothing. Lets a test build a state once and try many things on it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let disk = caskade::SimDisk::new();
-    /// let copy = disk.fork(7);
-    /// assert_eq!(copy.list_files(), disk.list_files());
-    /// ```
-    pub fn fork(&self, seed: u64) -> SimDisk {
-        let st = self.st();
-        let mut copy = State {
-            files: st.files.clone(),
-            dirs: st.dirs.clone(),
-            next_ino: st.next_ino,
-            epoch: st.epoch,
-            locks: HashMap::new(),
-            next_token: st.next_token,
-            rng: StdRng::seed_from_u64(seed),
-            counts: st.counts,
-            armed: Vec::new(),
-            injected: st.injected,
-            halt_at: None,
-            available: st.available,
-        };
-        drop(st);
-        copy.crash();
-        copy.gc();
-        SimDisk {
-            state: Arc::new(Mutex::new(copy)),
-        }
     }
 
     /// Disarms every fault, and lifts a [`SimDisk::halt_after`].

@@ -465,3 +465,29 @@ fn fork_is_a_deep_copy_without_handles_or_faults() {
         "the original keeps its fault"
     );
 }
+
+#[test]
+fn fork_copies_live_and_durable_images_independently() {
+    let d = disk(1);
+    let f = durable_file(&d, "/db/a", b"synced");
+    f.write_all_at(b"+unsynced", 6).unwrap();
+    d.fail(SimOp::Write, 1, SimFault::Eio, true);
+    let copy = d.fork(2);
+    assert_eq!(copy.read_file("/db/a").unwrap(), b"synced+unsynced");
+    assert_eq!(copy.total_ops(), 0, "counts start at zero");
+    // No armed fault and no handle came along; the copy is writable.
+    let g = copy.open(p("/db/a"), true).unwrap();
+    g.write_all_at(b"X", 0).unwrap();
+    assert_eq!(
+        d.read_file("/db/a").unwrap(),
+        b"synced+unsynced",
+        "the original is untouched"
+    );
+    // The original's handle still works on the original only.
+    d.clear_faults();
+    f.write_all_at(b"Y", 0).unwrap();
+    assert_eq!(copy.read_file("/db/a").unwrap(), b"Xynced+unsynced");
+    // The durable image was copied too.
+    copy.power_loss(false);
+    assert_eq!(copy.read_file("/db/a").unwrap(), b"synced");
+}
