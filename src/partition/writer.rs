@@ -287,6 +287,12 @@ impl Writer {
             removed.push(count);
         }
         if self.buf.is_empty() {
+            // Nothing to write (deletes of absent keys): nothing to publish,
+            // but a running compaction's tracking must not keep the keys
+            // as pending.
+            if let Some(tracking) = &mut self.compacting {
+                tracking.published();
+            }
             return Ok(removed);
         }
         let path = &self.active.path;
