@@ -439,3 +439,49 @@ pub async fn check(disk: &SimDisk, allowed: &[State], t: &mut Tally, ctx: &str) 
     }
     ops
 }
+
+/// Panics anywhere in the process (engine threads included) since
+/// [`count_panics`] installed its hook.
+pub static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts every panic in [`PANICS`] (and still prints it).
+pub fn count_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        default_hook(info);
+    }));
+}
+
+/// Runs `job` on every workload of [`super::workloads::all`] (with its
+/// index, for seeds), on two threads with a runtime each; the results in
+/// no particular order.
+pub fn on_every_workload<R, F, Fut>(job: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(&'static str, u64, Vec<Step>) -> Fut + Sync,
+    Fut: std::future::Future<Output = R>,
+{
+    let queue = std::sync::Mutex::new(
+        super::workloads::all()
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>(),
+    );
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                while let Some((i, (name, steps))) = queue.lock().unwrap().pop() {
+                    let r = rt.block_on(job(name, i as u64, steps));
+                    results.lock().unwrap().push(r);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap()
+}

@@ -36,18 +36,14 @@ mod driver;
 mod history;
 mod workloads;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use caskade::{Durability, SimDisk};
-use driver::{Session, Tally, check, recover};
+use driver::{PANICS, Session, Tally, check, count_panics, on_every_workload, recover};
 use history::{Fate, Step, possible};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-/// Panics anywhere in the process (engine threads included).
-static PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `steps` on `disk` until a step fails; closes the database. The
 /// fates: acknowledged up to the failed step, which is in doubt, and
@@ -130,48 +126,22 @@ async fn explore(name: &str, wi: u64, steps: &[Step], soak: bool, t: &mut Tally)
 
 #[test]
 fn every_crash_point_recovers_a_valid_prefix() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        PANICS.fetch_add(1, Ordering::SeqCst);
-        default_hook(info);
-    }));
+    count_panics();
     let soak = std::env::var_os("CASKADE_CRASH_SOAK").is_some();
     let started = Instant::now();
-    let queue = Arc::new(Mutex::new(
-        workloads::all().into_iter().enumerate().collect::<Vec<_>>(),
-    ));
-    let tally = Arc::new(Mutex::new(Vec::new()));
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let (queue, tally) = (Arc::clone(&queue), Arc::clone(&tally));
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                loop {
-                    let Some((wi, (name, steps))) = queue.lock().unwrap().pop() else {
-                        break;
-                    };
-                    let mut t = Tally::default();
-                    let began = Instant::now();
-                    rt.block_on(explore(name, wi as u64, &steps, soak, &mut t));
-                    println!(
-                        "crash_points: workload={name} steps={} states={} recovery_crashes={} in {:.1}s",
-                        steps.len(),
-                        t.states,
-                        t.recovery_crashes,
-                        began.elapsed().as_secs_f64()
-                    );
-                    tally.lock().unwrap().push(t);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().expect("a worker panicked");
-    }
-    let all = std::mem::take(&mut *tally.lock().unwrap());
+    let all = on_every_workload(|name, wi, steps| async move {
+        let mut t = Tally::default();
+        let began = Instant::now();
+        explore(name, wi, &steps, soak, &mut t).await;
+        println!(
+            "crash_points: workload={name} steps={} states={} recovery_crashes={} in {:.1}s",
+            steps.len(),
+            t.states,
+            t.recovery_crashes,
+            began.elapsed().as_secs_f64()
+        );
+        t
+    });
     let sum = |f: fn(&Tally) -> u64| all.iter().map(f).sum::<u64>();
     let panics = PANICS.load(Ordering::SeqCst);
     println!(

@@ -35,15 +35,12 @@ mod history;
 mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use caskade::{Error, SimDisk, SimFault, SimOp};
-use driver::{Session, Tally, check, read_open};
+use driver::{PANICS, Session, Tally, check, count_panics, on_every_workload, read_open};
 use history::{Fate, Step, explain, possible};
-
-static PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// The kinds faulted, with the faults tried on each.
 const MATRIX: [(SimOp, &[SimFault]); 11] = [
@@ -265,47 +262,21 @@ async fn matrix(name: &str, wi: u64, steps: &[Step], soak: bool, c: &mut Counts,
 
 #[test]
 fn every_fault_is_reported_poisons_and_recovers_to_a_valid_prefix() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        PANICS.fetch_add(1, Ordering::SeqCst);
-        default_hook(info);
-    }));
+    count_panics();
     let soak = std::env::var_os("CASKADE_FAULT_SOAK").is_some();
     let started = Instant::now();
-    let queue = Arc::new(Mutex::new(
-        workloads::all().into_iter().enumerate().collect::<Vec<_>>(),
-    ));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let (queue, results) = (Arc::clone(&queue), Arc::clone(&results));
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                loop {
-                    let Some((wi, (name, steps))) = queue.lock().unwrap().pop() else {
-                        break;
-                    };
-                    let (mut c, mut t) = (Counts::default(), Tally::default());
-                    let began = Instant::now();
-                    rt.block_on(matrix(name, wi as u64, &steps, soak, &mut c, &mut t));
-                    println!(
-                        "io_faults: workload={name} cases={} faults={} in {:.1}s",
-                        c.cases,
-                        c.faults,
-                        began.elapsed().as_secs_f64()
-                    );
-                    results.lock().unwrap().push((c, t));
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().expect("a worker panicked");
-    }
-    let all = std::mem::take(&mut *results.lock().unwrap());
+    let all = on_every_workload(|name, wi, steps| async move {
+        let (mut c, mut t) = (Counts::default(), Tally::default());
+        let began = Instant::now();
+        matrix(name, wi, &steps, soak, &mut c, &mut t).await;
+        println!(
+            "io_faults: workload={name} cases={} faults={} in {:.1}s",
+            c.cases,
+            c.faults,
+            began.elapsed().as_secs_f64()
+        );
+        (c, t)
+    });
     let sum_c = |f: fn(&Counts) -> u64| all.iter().map(|(c, _)| f(c)).sum::<u64>();
     let sum_t = |f: fn(&Tally) -> u64| all.iter().map(|(_, t)| f(t)).sum::<u64>();
     let mut absorbed = BTreeMap::<String, u64>::new();
