@@ -19,6 +19,7 @@
 //!
 //! Summary line: `reliability: harness=corruption cases=N reads=N ...`.
 
+mod crash_harness;
 #[path = "common/ledger.rs"]
 mod ledger;
 #[path = "common/watch.rs"]
@@ -29,10 +30,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use caskade::{CompactionScheduler, Db, PartitionOptions, SimDisk};
+use caskade::{PartitionOptions, SimDisk};
+use crash_harness::open;
 use ledger::{Cut, Diff, Ledger, Op, State, declared_cut};
 
-const ROOT: &str = "/db";
 /// The live partitions, in creation order; `DROPPED` is created and
 /// dropped between the second and the last, so the catalog's last record
 /// is a create.
@@ -41,14 +42,6 @@ const DROPPED: &str = "d";
 
 fn soak() -> bool {
     std::env::var_os("CASKADE_SWEEP_SOAK").is_some_and(|v| v == "1")
-}
-
-async fn open(disk: &SimDisk) -> caskade::Result<Db> {
-    Db::builder(ROOT)
-        .simulated_disk(disk.clone())
-        .compaction_scheduler(CompactionScheduler::disabled())
-        .open()
-        .await
 }
 
 struct Fixture {

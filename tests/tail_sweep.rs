@@ -14,6 +14,7 @@
 //!
 //! Summary line: `reliability: harness=tails cases=N ...`.
 
+mod crash_harness;
 #[path = "common/ledger.rs"]
 mod ledger;
 #[path = "common/watch.rs"]
@@ -22,25 +23,17 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use caskade::{CompactionScheduler, Db, Partition, PartitionOptions, SimDisk};
+use caskade::{Partition, PartitionOptions, SimDisk};
+use crash_harness::open;
 use ledger::{Cut, Diff, FILE_HEADER, Ledger, Op, State, data_path, records};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-const ROOT: &str = "/db";
 /// The partition whose active file is damaged, and the other one.
 const P: &str = "p";
 const Q: &str = "q";
 
 fn soak() -> bool {
     std::env::var_os("CASKADE_SWEEP_SOAK").is_some_and(|v| v == "1")
-}
-
-async fn open(disk: &SimDisk) -> caskade::Result<Db> {
-    Db::builder(ROOT)
-        .simulated_disk(disk.clone())
-        .compaction_scheduler(CompactionScheduler::disabled())
-        .open()
-        .await
 }
 
 /// A closed database: `p` with a sealed file and an active one holding
