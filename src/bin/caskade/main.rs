@@ -54,6 +54,20 @@
 //! Disk footprint after overwrites with the compaction scheduler on, and
 //! reads and writes with and without a compaction running: see the
 //! `compaction` module.
+//!
+//! # `caskade stress`
+//!
+//! The child process of the kill -9 harness (`tests/kill9.rs`): random
+//! puts, deletes, atomic batches, compactions and partition create / drop
+//! on a real directory (`Durability::Always` by default), each announced on
+//! stdout with `begin <id> ...` before it is issued and `ack <id>` after it
+//! returned `Ok`, until killed (or `--ops` operations). Any engine error
+//! exits with status 1. See the `stress` module.
+//!
+//! ```text
+//! caskade stress --dir ./stress-data --seed 7 --ops 1000
+//! caskade stress --dir ./stress-data --seed 8 --partitions 3 --durability buffered
+//! ```
 
 mod bench;
 mod compaction;
@@ -66,6 +80,7 @@ mod progress;
 mod recorder;
 mod report;
 mod stats;
+mod stress;
 mod workload;
 
 use std::path::PathBuf;
@@ -102,6 +117,8 @@ enum Command {
     Partitions(partitions::PartitionsArgs),
     /// Benchmark compaction: disk footprint, and reads and writes during a compaction.
     Compaction(compaction::CompactionArgs),
+    /// Run random operations, reporting each acknowledgement on stdout (kill -9 harness child).
+    Stress(stress::StressArgs),
 }
 
 /// Options of `caskade bench`.
@@ -226,6 +243,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => ("bench", run_bench(&args)),
         Command::Partitions(args) => ("partitions", run_partitions(&args)),
         Command::Compaction(args) => ("compaction", run_compaction(&args)),
+        Command::Stress(args) => ("stress", stress::run(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
