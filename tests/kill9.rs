@@ -45,7 +45,7 @@ use child::{KillPlan, Transcript};
 use model::{Findings, Model};
 
 /// Kill cycles of a CI run (`CASKADE_KILL_CYCLES` overrides).
-const CYCLES: u64 = 240;
+const CYCLES: u64 = 200;
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
