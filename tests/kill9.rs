@@ -21,8 +21,9 @@
 //! `reliability: harness=kill9 cycles=.. kills_during_recovery=.. acked_checked=.. lost=0 resurrected=0 torn=0 panics=0 ...`
 //!
 //! Soak runs: `CASKADE_KILL_CYCLES=10000 cargo test --release --test kill9 -- --nocapture`
-//! (about 0.2 s per cycle); `CASKADE_KILL_SEED=<n>` replays the parent's
-//! choices (the children's timing still varies).
+//! (0.1–0.2 s per cycle); `CASKADE_KILL_SEED=<n>` replays the parent's
+//! choices (the children's timing still varies); `CASKADE_STRESS_BIN=<path>`
+//! runs another build of the child.
 
 #[path = "kill9/child.rs"]
 mod child;
@@ -55,8 +56,27 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-fn exe() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_caskade"))
+/// The child binary: cargo's build of `caskade` (in the test profile,
+/// opt-level 1), or `CASKADE_STRESS_BIN` (e.g. a copy, for a soak run
+/// while the tree is rebuilt).
+fn exe() -> PathBuf {
+    std::env::var_os("CASKADE_STRESS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_caskade")))
+}
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -82,6 +102,8 @@ struct Totals {
     phantom: u64,
     panics: u64,
     recovery_ms_max: u64,
+    /// Size of the database directory after the last cycle.
+    db_bytes: u64,
 }
 
 impl Totals {
@@ -99,7 +121,7 @@ impl Totals {
         format!(
             "reliability: harness=kill9 cycles={} kills_during_recovery={} acked_checked={} \
              lost={} resurrected={} torn={} panics={} phantom={} keys_checked={} compactions={} \
-             unacked_applied={} unacked_dropped={} recovery_ms_max={} secs={:.1}",
+             unacked_applied={} unacked_dropped={} recovery_ms_max={} db_bytes={} secs={:.1}",
             self.cycles,
             self.kills_during_recovery,
             self.acked_checked,
@@ -113,6 +135,7 @@ impl Totals {
             self.unacked_applied,
             self.unacked_dropped,
             self.recovery_ms_max,
+            self.db_bytes,
             elapsed.as_secs_f64(),
         )
     }
@@ -154,7 +177,7 @@ impl Harness {
         } else {
             KillPlan::UnderLoad(Duration::from_millis(self.rng.random_range(5..150)))
         };
-        let t = child::run(exe(), &self.dir, child_seed, durability, plan, &self.stderr)?;
+        let t = child::run(&exe(), &self.dir, child_seed, durability, plan, &self.stderr)?;
         let totals = &mut self.totals;
         totals.cycles += 1;
         if let Some(e) = died_on_its_own(&t) {
@@ -215,7 +238,14 @@ fn acknowledged_writes_survive_kill9_cycles() {
         recovery: Duration::from_millis(20),
     };
     let started = Instant::now();
-    let failure = (0..cycles).find_map(|cycle| h.cycle(cycle).err().map(|e| format!("cycle {cycle}: {e}")));
+    let failure = (0..cycles).find_map(|cycle| {
+        if cycle > 0 && cycle % 1000 == 0 {
+            // Progress of a soak run, on stderr.
+            eprintln!("kill9: {}", h.totals.summary(started.elapsed()));
+        }
+        h.cycle(cycle).err().map(|e| format!("cycle {cycle}: {e}"))
+    });
+    h.totals.db_bytes = dir_bytes(&h.dir);
     println!("{}", h.totals.summary(started.elapsed()));
     if let Some(f) = failure {
         panic!("kill9 (CASKADE_KILL_SEED={seed}) failed at {f}");
