@@ -29,6 +29,8 @@
 mod child;
 #[path = "kill9/model.rs"]
 mod model;
+#[path = "kill9/model_tests.rs"]
+mod model_tests;
 #[path = "kill9/observe.rs"]
 mod observe;
 // The child's protocol module, shared so that the two sides cannot drift.
