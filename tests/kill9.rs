@@ -250,7 +250,9 @@ fn acknowledged_writes_survive_kill9_cycles() {
     h.totals.db_bytes = dir_bytes(&h.dir);
     println!("{}", h.totals.summary(started.elapsed()));
     if let Some(f) = failure {
-        panic!("kill9 (CASKADE_KILL_SEED={seed}) failed at {f}");
+        // The directory as the failing cycle left it, and the child's stderr, for a post-mortem.
+        let kept = root.keep();
+        panic!("kill9 (CASKADE_KILL_SEED={seed}) failed at {f}\n(directory kept: {kept:?})");
     }
     let t = &h.totals;
     assert!(
