@@ -243,6 +243,7 @@ fn acknowledged_writes_survive_kill9_cycles() {
     let failure = (0..cycles).find_map(|cycle| {
         if cycle > 0 && cycle % 1000 == 0 {
             // Progress of a soak run, on stderr.
+            h.totals.db_bytes = dir_bytes(&h.dir);
             eprintln!("kill9: {}", h.totals.summary(started.elapsed()));
         }
         h.cycle(cycle).err().map(|e| format!("cycle {cycle}: {e}"))
