@@ -242,9 +242,6 @@ impl Writer {
                     0
                 };
                 let start = self.buf.len();
-                if let Some(tracking) = &mut self.compacting {
-                    tracking.touch(op);
-                }
                 match op {
                     Op::Put { key, value } => {
                         record::encode(&mut self.buf, salt, self.next_seq, cont, key, value);
@@ -282,17 +279,17 @@ impl Writer {
                         );
                     }
                 }
+                // Only ops that wrote a record: a group of lone deletes of
+                // absent keys writes nothing and is not published, so its
+                // keys would never leave the tracking's pending list.
+                if let Some(tracking) = &mut self.compacting {
+                    tracking.touch(op);
+                }
                 self.next_seq += 1;
             }
             removed.push(count);
         }
         if self.buf.is_empty() {
-            // Nothing to write (deletes of absent keys): nothing to publish,
-            // but a running compaction's tracking must not keep the keys
-            // as pending.
-            if let Some(tracking) = &mut self.compacting {
-                tracking.published();
-            }
             return Ok(removed);
         }
         let path = &self.active.path;

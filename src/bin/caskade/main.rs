@@ -61,6 +61,20 @@
 //! checksum and the index's consistency (exit 0 clean, 1 problems found, 2
 //! could not check); `inspect` shows partitions, files, live and dead bytes
 //! and keys. Both take `--json`: see the `check` and `inspect` modules.
+//!
+//! # `caskade stress`
+//!
+//! The child process of the kill -9 harness (`tests/kill9.rs`): random
+//! puts, deletes, atomic batches, compactions and partition create / drop
+//! on a real directory (`Durability::Always` by default), each announced on
+//! stdout with `begin <id> ...` before it is issued and `ack <id>` after it
+//! returned `Ok`, until killed (or `--ops` operations). Any engine error
+//! exits with status 1. See the `stress` module.
+//!
+//! ```text
+//! caskade stress --dir ./stress-data --seed 7 --ops 1000
+//! caskade stress --dir ./stress-data --seed 8 --partitions 3 --durability buffered
+//! ```
 
 mod bench;
 mod check;
@@ -75,6 +89,7 @@ mod progress;
 mod recorder;
 mod report;
 mod stats;
+mod stress;
 mod workload;
 
 use std::path::PathBuf;
@@ -115,6 +130,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Show the partitions, files, live and dead bytes and keys of a closed database (read-only).
     Inspect(inspect::InspectArgs),
+    /// Run random operations, reporting each acknowledgement on stdout (kill -9 harness child).
+    Stress(stress::StressArgs),
 }
 
 /// Options of `caskade bench`.
@@ -242,6 +259,7 @@ fn main() -> ExitCode {
         // Their own exit codes: 0 clean, 1 problems found, 2 could not check.
         Command::Check(args) => return check::run(&args),
         Command::Inspect(args) => return inspect::run(&args),
+        Command::Stress(args) => ("stress", stress::run(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
