@@ -4,7 +4,7 @@ mod common;
 use common::partition_dir;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use caskade::{Db, Durability, Error, Partition, SimDisk, SimFault, SimOp};
 
@@ -62,9 +62,11 @@ async fn readers_never_see_half_a_batch() -> caskade::Result<()> {
     let disk = SimDisk::new();
     let (db, p) = open(&disk, Durability::Always).await?;
     let done = Arc::new(AtomicBool::new(false));
+    // Rounds of reads done, so the writer can let readers in on a loaded machine.
+    let rounds = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let (p, done) = (p.clone(), Arc::clone(&done));
+        let (p, done, rounds) = (p.clone(), Arc::clone(&done), Arc::clone(&rounds));
         readers.push(tokio::spawn(async move {
             let mut last = 0;
             let mut intermediate = 0u32;
@@ -84,6 +86,7 @@ async fn readers_never_see_half_a_batch() -> caskade::Result<()> {
                         prev = n;
                     }
                 }
+                rounds.fetch_add(1, Ordering::Release);
                 tokio::task::yield_now().await;
             }
             intermediate
@@ -97,6 +100,15 @@ async fn readers_never_see_half_a_batch() -> caskade::Result<()> {
         b.delete(format!("m{}", n - 1)).put(format!("m{n}"), "");
         b.commit().await?;
         tokio::task::yield_now().await;
+        if n % 50 == 0 && n < BATCHES {
+            // Some reader finishes a round between two batches, whatever
+            // the scheduling: it sees an intermediate state.
+            let seen = rounds.load(Ordering::Acquire);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while rounds.load(Ordering::Acquire) < seen + 2 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
     }
     done.store(true, Ordering::Release);
     let mut intermediate = 0;
