@@ -17,66 +17,32 @@
 //! name) decoded and round-tripped, over both passes; the replay uses it to
 //! tell a corpus of valid seeds from one of noise.
 
+mod catalog;
 mod checksum;
+mod record;
 #[cfg(test)]
 mod seeds;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use crate::catalog::Catalog;
-use crate::config::{MAX_KEY_LEN, MAX_VALUE_CEILING};
+use crate::config::MAX_KEY_LEN;
 use crate::format::catalog::{self as catalog_format, CatalogRecord, Decoded};
-use crate::format::data_file::{self, DataFileHeader};
+use crate::format::data_file;
 use crate::format::hint::{self, HintEntry, HintWriter};
 use crate::format::manifest::Manifest;
-use crate::format::{record, u32_at, u64_at};
-use crate::name::{self, PARTITIONS_DIR};
-use crate::storage::Backend;
+use crate::format::{u32_at, u64_at};
+use crate::name;
 
 /// Decodes `data` as a data file: the 32-byte header, then records one after
 /// another (with the salt at bytes 16..24, whether or not the header
-/// verifies) until one fails, as recovery scans a file. Every record that
-/// decodes must re-encode to exactly its bytes.
+/// verifies) until one fails. Every record that decodes must re-encode to
+/// exactly its bytes, and recovery's scan of the same bytes (as the active
+/// file and as a sealed one) must report the same records, up to the last
+/// one that completes a batch.
 ///
 /// # Panics
 ///
 /// On a round-trip mismatch (a decoder bug), never on bad input.
 pub fn decode_record(data: &[u8]) -> usize {
-    records(data) + records(&checksum::fix_data_file(data))
-}
-
-fn records(data: &[u8]) -> usize {
-    let Some(head) = data.first_chunk::<{ data_file::HEADER_LEN }>() else {
-        return 0;
-    };
-    let mut decoded = 0;
-    if let Ok(h) = DataFileHeader::decode(head, u32_at(head, 12)) {
-        assert_eq!(&h.encode(), head, "data file header re-encodes differently");
-        decoded += 1;
-    }
-    let salt = u64_at(head, 16);
-    let mut at = data_file::HEADER_LEN;
-    while let Ok(rec) = record::decode(&data[at..], salt, MAX_KEY_LEN, MAX_VALUE_CEILING) {
-        let len = usize::try_from(rec.header.record_len()).expect("the record is in memory");
-        let mut again = Vec::new();
-        record::encode(
-            &mut again,
-            salt,
-            rec.header.seq,
-            rec.header.flags,
-            rec.key,
-            rec.value,
-        );
-        assert_eq!(
-            again,
-            &data[at..at + len],
-            "record at {at} re-encodes differently"
-        );
-        at += len;
-        decoded += 1;
-    }
-    decoded
+    record::decode(data) + record::decode(&checksum::fix_data_file(data))
 }
 
 /// An owned [`HintEntry`], to compare two decodings.
@@ -182,72 +148,7 @@ fn manifest(data: &[u8]) -> usize {
 /// input.
 pub fn decode_catalog(data: &[u8]) -> usize {
     let fixed = checksum::fix_catalog(data);
-    catalog_records(data) + catalog_records(&fixed) + catalog_open(data) + catalog_open(&fixed)
-}
-
-fn catalog_records(data: &[u8]) -> usize {
-    let Ok(salt) = catalog_format::decode_header(data) else {
-        return 0;
-    };
-    let (mut at, mut decoded) = (catalog_format::HEADER_LEN, 0);
-    while at < data.len() {
-        let Decoded::Record(rec, len) = catalog_format::decode_record(&data[at..], salt) else {
-            break;
-        };
-        let mut again = Vec::new();
-        rec.encode(salt, &mut again);
-        assert_eq!(
-            again.len(),
-            len,
-            "catalog record at {at} re-encodes to another length"
-        );
-        // Compared through their encodings: options may hold a NaN ratio,
-        // which is not equal to itself.
-        let Decoded::Record(back, back_len) = catalog_format::decode_record(&again, salt) else {
-            panic!("re-encoded catalog record at {at} does not decode");
-        };
-        let mut twice = Vec::new();
-        back.encode(salt, &mut twice);
-        assert_eq!((twice, back_len), (again, len), "catalog record at {at} changes");
-        at += len;
-        decoded += 1;
-    }
-    decoded
-}
-
-/// The live partitions of a catalog opened from `data`, sorted by id.
-fn open_catalog(fs: &Backend) -> Option<Vec<(u64, String, Vec<u8>)>> {
-    let cat = Catalog::open(fs, Path::new("/db")).ok()?;
-    let mut live: Vec<_> = cat
-        .entries()
-        .map(|e| {
-            let mut options = Vec::new();
-            e.options.encode(&mut options);
-            (e.id, e.name.clone(), options)
-        })
-        .collect();
-    live.sort();
-    Some(live)
-}
-
-fn catalog_open(data: &[u8]) -> usize {
-    let disk = crate::SimDisk::new();
-    let fs: Backend = Arc::new(disk.clone());
-    let root = Path::new("/db");
-    // A fresh in-memory disk: these cannot fail.
-    fs.create_dir(root).expect("fresh disk");
-    fs.create_dir(&root.join(PARTITIONS_DIR)).expect("fresh disk");
-    disk.write_file(root.join(catalog_format::CATALOG_NAME), data)
-        .expect("fresh disk");
-    let Some(first) = open_catalog(&fs) else {
-        return 0;
-    };
-    assert_eq!(
-        open_catalog(&fs).as_ref(),
-        Some(&first),
-        "a reopened catalog differs"
-    );
-    first.len()
+    catalog::records(data) + catalog::records(&fixed) + catalog::open(data) + catalog::open(&fixed)
 }
 
 /// Decodes `data` as a partition name, as the catalog does (UTF-8, then
