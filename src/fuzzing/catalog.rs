@@ -69,6 +69,12 @@ pub(super) fn open(data: &[u8]) -> usize {
     let Some(first) = open_catalog(&fs) else {
         return 0;
     };
+    for (id, name, _) in &first {
+        assert!(
+            crate::name::validate(name).is_ok(),
+            "partition {id} has name {name:?}"
+        );
+    }
     assert_eq!(
         open_catalog(&fs).as_ref(),
         Some(&first),

@@ -153,8 +153,9 @@ pub fn decode_catalog(data: &[u8]) -> usize {
 
 /// Decodes `data` as a partition name, as the catalog does (UTF-8, then
 /// validation), and as the directory and file names of a partition. A valid
-/// name must survive a catalog record; a directory or file name that parses
-/// must be the one its id formats to.
+/// name must survive a catalog record, an invalid one be refused by the
+/// catalog decoder too; a directory or file name that parses must be the one
+/// its id formats to.
 ///
 /// # Panics
 ///
@@ -163,26 +164,28 @@ pub fn decode_name(data: &[u8]) -> usize {
     let Ok(text) = std::str::from_utf8(data) else {
         return 0;
     };
+    // The name as a catalog create record brings it back from disk.
+    let rec = CatalogRecord::Create {
+        id: 1,
+        name: text.to_owned(),
+        options: crate::PartitionOptions::default(),
+    };
+    let mut b = Vec::new();
+    rec.encode(7, &mut b);
+    let back = catalog_format::decode_record(&b, 7);
     let mut decoded = 0;
     match name::validate(text) {
         Ok(()) => {
-            let salt = 7;
-            let rec = CatalogRecord::Create {
-                id: 1,
-                name: text.to_owned(),
-                options: crate::PartitionOptions::default(),
-            };
-            let mut b = Vec::new();
-            rec.encode(salt, &mut b);
-            assert_eq!(
-                catalog_format::decode_record(&b, salt),
-                Decoded::Record(rec, b.len()),
-                "a valid name does not survive the catalog"
-            );
+            let want = Decoded::Record(rec, b.len());
+            assert_eq!(back, want, "a valid name does not survive the catalog");
             decoded += 1;
         }
-        // Formatting the error must not panic either (it quotes the name).
-        Err(e) => assert!(!e.to_string().is_empty()),
+        Err(e) => {
+            // Formatting the error must not panic either (it quotes the name).
+            assert!(!e.to_string().is_empty());
+            let taken = matches!(back, Decoded::Record(..));
+            assert!(!taken, "the catalog takes the invalid name {text:?}");
+        }
     }
     if let Some(id) = name::parse_dir_name(text) {
         assert_eq!(name::dir_name(id), text, "partition directory name");
