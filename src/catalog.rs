@@ -129,8 +129,12 @@ impl Catalog {
                     if id <= last_created || names.contains_key(&name) {
                         return Err(bad("catalog creates a partition id or name twice"));
                     }
+                    // Ids are handed out below u64::MAX (see `create`).
+                    let Some(after) = id.checked_add(1) else {
+                        return Err(bad("catalog partition id out of range"));
+                    };
                     last_created = id;
-                    next_id = next_id.max(id + 1);
+                    next_id = next_id.max(after);
                     names.insert(name.clone(), id);
                     live.insert(id, CatalogEntry { id, name, options });
                 }
@@ -215,6 +219,14 @@ impl Catalog {
 
     /// Durably records a new partition and returns its entry.
     pub(crate) fn create(&mut self, name: &str, options: PartitionOptions) -> Result<CatalogEntry> {
+        // Only a forged next-id record or directory name gets here.
+        let Some(after) = self.next_id.checked_add(1) else {
+            return Err(Error::corrupt(
+                &self.path,
+                self.end,
+                "catalog has no partition id left",
+            ));
+        };
         let entry = CatalogEntry {
             id: self.next_id,
             name: name.to_owned(),
@@ -225,7 +237,7 @@ impl Catalog {
             name: entry.name.clone(),
             options,
         })?;
-        self.next_id += 1;
+        self.next_id = after;
         self.live.insert(entry.id, entry.clone());
         Ok(entry)
     }
@@ -419,6 +431,27 @@ mod tests {
         fs.create_dir(&name::partition_dir(&root, 1)).unwrap();
         fs.remove(&path).unwrap();
         assert!(matches!(Catalog::open(&fs, &root), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn the_largest_id_is_corrupt_not_a_panic() {
+        let (disk, fs, root) = disk();
+        drop(Catalog::open(&fs, &root).unwrap());
+        let path = root.join(CATALOG_NAME);
+        let fresh = disk.read_file(&path).unwrap();
+        let salt = decode_header(&fresh).unwrap();
+        let options = PartitionOptions::default();
+        let (id, name) = (u64::MAX, "max".into());
+        let mut log = fresh.clone();
+        CatalogRecord::Create { id, name, options }.encode(salt, &mut log);
+        disk.write_file(&path, &log).unwrap();
+        assert!(matches!(Catalog::open(&fs, &root), Err(Error::Corrupt { .. })));
+        // A next-id of u64::MAX opens, but leaves no id to hand out.
+        let mut log = fresh;
+        CatalogRecord::NextId(u64::MAX).encode(salt, &mut log);
+        disk.write_file(&path, &log).unwrap();
+        let mut cat = Catalog::open(&fs, &root).unwrap();
+        assert!(matches!(cat.create("a", options), Err(Error::Corrupt { .. })));
     }
 
     #[test]

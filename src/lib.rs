@@ -57,6 +57,10 @@ mod db;
 mod error;
 mod events;
 mod format;
+/// Entry points of the fuzz targets in `fuzz/` and of their corpus replay;
+/// not a supported API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod inspect;
 mod name;

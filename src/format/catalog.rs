@@ -143,13 +143,16 @@ pub(crate) fn decode_record(b: &[u8], salt: u64) -> Decoded {
             let name_len = usize::from(u16::from_le_bytes([body[opts_end], body[opts_end + 1]]));
             let name = body.get(opts_end + 2..).filter(|n| n.len() == name_len);
             match (PartitionOptions::decode(&body[9..opts_end]), name) {
-                (Some(options), Some(name)) => {
-                    std::str::from_utf8(name).ok().map(|name| CatalogRecord::Create {
+                // A name `create` would refuse (empty, control characters)
+                // is damage too, not a partition.
+                (Some(options), Some(name)) => std::str::from_utf8(name)
+                    .ok()
+                    .filter(|name| crate::name::validate(name).is_ok())
+                    .map(|name| CatalogRecord::Create {
                         id: u64_at(body, 1),
                         name: name.to_owned(),
                         options,
-                    })
-                }
+                    }),
                 _ => None,
             }
         }
@@ -192,6 +195,13 @@ mod tests {
                     "{r:?}: flipped byte {i} accepted"
                 );
             }
+        }
+        for refused in ["", "a\0", "\u{1b}[31m"] {
+            let mut b = Vec::new();
+            let (id, name, options) = (1, refused.into(), PartitionOptions::default());
+            CatalogRecord::Create { id, name, options }.encode(salt, &mut b);
+            let bad = Decoded::Bad("malformed catalog record");
+            assert_eq!(decode_record(&b, salt), bad, "{refused:?}");
         }
         let h = encode_header(salt);
         assert_eq!(decode_header(&h), Ok(salt));
