@@ -56,7 +56,8 @@ fn open_catalog(fs: &Backend) -> Option<Vec<(u64, String, Vec<u8>)>> {
 }
 
 /// The log opened whole as a catalog on a fresh in-memory disk: an error,
-/// or partitions that a second open (after any cut tail) finds again.
+/// or partitions that a second open (after any cut tail) finds again; and
+/// checked by the offline checker first (`caskade check`), without a panic.
 pub(super) fn open(data: &[u8]) -> usize {
     let disk = crate::SimDisk::new();
     let fs: Backend = Arc::new(disk.clone());
@@ -66,6 +67,11 @@ pub(super) fn open(data: &[u8]) -> usize {
     fs.create_dir(&root.join(PARTITIONS_DIR)).expect("fresh disk");
     disk.write_file(root.join(catalog_format::CATALOG_NAME), data)
         .expect("fresh disk");
+    // `caskade check` reads the same log its own way, changing nothing:
+    // it must not panic either.
+    if let Ok(offline) = crate::OfflineDb::open_simulated(root, &disk) {
+        let _ = offline.check();
+    }
     let Some(first) = open_catalog(&fs) else {
         return 0;
     };

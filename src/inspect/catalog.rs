@@ -108,8 +108,12 @@ pub(super) fn read(
                     problems.push(corrupt("catalog creates a partition id or name twice"));
                     return view;
                 }
+                let Some(next) = id.checked_add(1) else {
+                    problems.push(corrupt("catalog creates a partition with the largest id"));
+                    return view;
+                };
                 last_created = id;
-                view.next_id = view.next_id.max(id + 1);
+                view.next_id = view.next_id.max(next);
                 names.insert(name.clone());
                 view.live.insert(id, (name, options));
             }
