@@ -49,8 +49,12 @@ fn record_seeds(out: &mut Vec<Seed>) {
     record::encode(&mut file, SALT, 2, FLAG_BATCH_CONT, b"k1", b"batched");
     record::encode(&mut file, SALT, 3, 0, b"k2", b"");
     record::encode(&mut file, SALT, 4, FLAG_TOMBSTONE, b"ada", b"");
-    record::encode(&mut file, SALT, u64::MAX, 0, &[0xab; 300], &[7; 200]);
+    record::encode(&mut file, SALT, record::MAX_SEQ, 0, &[0xab; 300], &[7; 200]);
     out.push(("record", "seed-valid-file".into(), file.clone()));
+    // The largest sequence number plus one: refused (it would overflow).
+    let mut over = head.clone();
+    record::encode(&mut over, SALT, record::MAX_SEQ + 1, 0, b"k", b"v");
+    out.push(("record", "edge-seq-over-max".into(), over));
     out.push(("record", "edge-header-only".into(), head.clone()));
     out.push(("record", "edge-truncated".into(), truncated(&file)));
     // One record whose field at `at` is set to `bytes`, checksums fixed.
@@ -96,12 +100,14 @@ fn hint_seeds(out: &mut Vec<Seed>) {
         (5, 0, 36, b"ada"),
         (6, FLAG_BATCH_CONT, 40, b"k1"),
         (2, FLAG_TOMBSTONE, 28, b"ada"),
-        (u64::MAX, 0, 25 + 300 + 70_000, &[0xab; 300]),
+        (record::MAX_SEQ, 0, 25 + 300 + 70_000, &[0xab; 300]),
     ];
     let len = 32 + entries.iter().map(|e| u64::from(e.2)).sum::<u64>();
     let hint = hint_of(len, &entries);
     out.push(("hint", "seed-valid".into(), hint.clone()));
     out.push(("hint", "seed-no-entries".into(), hint_of(32, &[])));
+    let over = [(record::MAX_SEQ + 1, 0, 27, &b"k"[..])];
+    out.push(("hint", "edge-seq-over-max".into(), hint_of(32 + 27, &over)));
     out.push(("hint", "edge-truncated".into(), truncated(&hint)));
     // Entry bytes replaced by `entries`, count `count`, checksums fixed.
     let forged = |entries: &[u8], count: u64| {
