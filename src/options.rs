@@ -348,24 +348,31 @@ impl PartitionOptions {
     }
 }
 
+/// Options that set every encoded field at least once (the default, and
+/// two that differ from it everywhere): for round-trip tests and the fuzz
+/// seed corpus.
+#[cfg(test)]
+pub(crate) fn samples() -> [PartitionOptions; 3] {
+    [
+        PartitionOptions::default(),
+        PartitionOptions::default()
+            .schema(Schema::Int)
+            .persistence(Persistence::Memory)
+            .durability(Durability::Interval(Duration::from_millis(7)))
+            .max_file_size(1 << 20),
+        PartitionOptions::default()
+            .schema(Schema::Utf8)
+            .durability(Durability::OsBuffered),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn encoding_round_trips() {
-        let all = [
-            PartitionOptions::default(),
-            PartitionOptions::default()
-                .schema(Schema::Int)
-                .persistence(Persistence::Memory)
-                .durability(Durability::Interval(Duration::from_millis(7)))
-                .max_file_size(1 << 20),
-            PartitionOptions::default()
-                .schema(Schema::Utf8)
-                .durability(Durability::OsBuffered),
-        ];
-        for o in all {
+        for o in samples() {
             let mut buf = Vec::new();
             o.encode(&mut buf);
             assert_eq!(buf.len(), ENCODED_LEN);

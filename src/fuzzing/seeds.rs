@@ -10,15 +10,14 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::checksum;
+use crate::PartitionOptions;
 use crate::format::catalog::{CatalogRecord, encode_header};
 use crate::format::data_file::DataFileHeader;
 use crate::format::hint::{HintEntry, HintWriter};
 use crate::format::manifest::Manifest;
 use crate::format::record::{self, FLAG_BATCH_CONT, FLAG_TOMBSTONE};
-use crate::{Durability, PartitionOptions, Persistence, Schema};
 
 /// The targets, as named under `fuzz/fuzz_targets/`.
 const TARGETS: [&str; 5] = ["record", "hint", "manifest", "catalog", "name"];
@@ -178,17 +177,7 @@ fn manifest_seeds(out: &mut Vec<Seed>) {
 }
 
 fn catalog_seeds(out: &mut Vec<Seed>) {
-    let options = [
-        PartitionOptions::default(),
-        PartitionOptions::default()
-            .schema(Schema::Int)
-            .persistence(Persistence::Memory)
-            .durability(Durability::Interval(Duration::from_millis(7)))
-            .max_file_size(1 << 20),
-        PartitionOptions::default()
-            .schema(Schema::Utf8)
-            .durability(Durability::OsBuffered),
-    ];
+    let options = crate::options::samples();
     let mut log = encode_header(SALT).to_vec();
     let add = |r: CatalogRecord, log: &mut Vec<u8>| r.encode(SALT, log);
     add(CatalogRecord::NextId(3), &mut log);
